@@ -1,0 +1,277 @@
+"""Draining a Kafka topic into raw Parquet batches (no Dagster imports).
+
+A drain notes each partition's high watermark first and reads up to it, so it
+ends even while the producer goes on. It reads with `assign()` from the offsets
+the raw store recorded, never from a consumer group: no group join, no rebalance,
+and the offsets move only together with the batch that holds the messages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from gig_etl.contract import TopicKind
+from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA, RawBatch, RawStore
+
+
+class DrainError(RuntimeError):
+    """The drain cannot go on; the message names the topic and the cause."""
+
+
+@dataclass(frozen=True)
+class DrainLimits:
+    # A batch is written when either bound is reached: memory stays flat however
+    # long the backlog, and a run writes a few large files, not one per poll.
+    batch_max_messages: int = 500_000
+    batch_max_bytes: int = 128 * 1024 * 1024
+    consume_max_messages: int = 10_000
+    # With no progress for this long (broker gone, partition stuck) the drain fails.
+    stall_timeout_s: float = 20.0
+    # Past the noted ends: how long an empty poll means "nothing more", and a cap.
+    tail_idle_s: float = 0.3
+    tail_max_s: float = 10.0
+    metadata_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    partition: int
+    start_offset: int  # the first offset this run reads
+    end_offset: int  # the high watermark noted when the run began: read up to, not including
+    low_watermark: int
+
+    @property
+    def lag(self) -> int:
+        return self.end_offset - self.start_offset
+
+
+@dataclass(frozen=True)
+class OffsetGap:
+    """Offsets that were recorded as unread but are no longer on the broker."""
+
+    partition: int
+    from_offset: int
+    to_offset: int  # exclusive
+
+
+@dataclass
+class DrainResult:
+    topic: str
+    topic_found: bool
+    plans: list[PartitionPlan] = field(default_factory=list)
+    batches: list[RawBatch] = field(default_factory=list)
+    gaps: list[OffsetGap] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(b.rows for b in self.batches)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(b.bytes for b in self.batches)
+
+    @property
+    def lag_before(self) -> int:
+        return sum(p.lag for p in self.plans)
+
+
+def plan_partitions(
+    recorded: dict[int, int], watermarks: dict[int, tuple[int, int]]
+) -> tuple[list[PartitionPlan], list[OffsetGap]]:
+    """Where to read each partition from and up to, given the recorded next offsets
+    and the broker's (low, high) watermarks. A partition never read starts at its
+    low watermark (a new partition is read from its start)."""
+    plans, gaps = [], []
+    for partition, (low, high) in sorted(watermarks.items()):
+        start = recorded.get(partition, low)
+        if start < low:  # retention deleted what we had not read yet
+            gaps.append(OffsetGap(partition, start, low))
+            start = low
+        # start > high is possible: some brokers (Tansu) report as high watermark
+        # the base offset of the last record batch + 1, short of the log's end.
+        plans.append(PartitionPlan(partition, start, max(start, high), low))
+    return plans, gaps
+
+
+_FATAL_ERRORS = (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTHENTICATION, KafkaError.TOPIC_AUTHORIZATION_FAILED)
+
+
+def _error_text(error: KafkaError) -> str:
+    return f"{error.name()}: {error.str()}"
+
+
+class _Batch:
+    """Messages collected for one Parquet file, as Arrow record batches."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.chunks: list[pa.RecordBatch] = []
+        self.rows = 0
+        self.bytes = 0
+
+    def add(self, partitions: list, offsets: list, timestamps_ms: list, keys: list, values: list) -> None:
+        millis = pa.array(timestamps_ms, pa.int64())
+        # librdkafka reports -1 when a message has no timestamp.
+        micros = pc.if_else(pc.less(millis, 0), pa.scalar(None, pa.int64()), pc.multiply(millis, 1000))
+        value_array = pa.array(values, pa.binary())
+        chunk = pa.RecordBatch.from_arrays(
+            [
+                pa.array([self.topic] * len(offsets), pa.string()),
+                pa.array(partitions, pa.int32()),
+                pa.array(offsets, pa.int64()),
+                micros.cast(pa.timestamp("us", tz="UTC")),
+                pa.array(keys, pa.binary()),
+                value_array,
+            ],
+            schema=RAW_MESSAGE_SCHEMA,
+        )
+        self.chunks.append(chunk)
+        self.rows += chunk.num_rows
+        self.bytes += value_array.nbytes
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(self.chunks, schema=RAW_MESSAGE_SCHEMA)
+
+
+def drain_topic(
+    consumer: Consumer,
+    store: RawStore,
+    integration: str,
+    topic_kind: TopicKind,
+    topic: str,
+    limits: DrainLimits = DrainLimits(),
+    on_batch: Callable[[RawBatch], None] | None = None,
+) -> DrainResult:
+    """Reads everything new in `topic` up to the high watermarks noted at the start,
+    writing bounded batches to `store`. A missing or empty topic gives zero rows."""
+    started_ms = int(time.time() * 1000)
+    try:
+        metadata = consumer.list_topics(topic=topic, timeout=limits.metadata_timeout_s)
+    except KafkaException as exc:
+        raise DrainError(f"cannot read metadata of {topic}: {_error_text(exc.args[0])}") from exc
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None or not described.partitions:
+        return DrainResult(topic, topic_found=False)
+
+    watermarks = {}
+    for partition in sorted(described.partitions):
+        try:
+            watermarks[partition] = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=limits.metadata_timeout_s, cached=False
+            )
+        except KafkaException as exc:
+            raise DrainError(
+                f"cannot read the end offsets of {topic} [{partition}]: {_error_text(exc.args[0])}"
+            ) from exc
+    plans, gaps = plan_partitions(store.next_offsets(integration, topic), watermarks)
+    result = DrainResult(topic, topic_found=True, plans=plans, gaps=gaps)
+
+    # Messages past the noted end are still taken if their Kafka timestamp is not
+    # after the run's start (see `plan_partitions`); a partition stops at its first
+    # newer message, so a run ends while the producer goes on.
+    ends = {p.partition: p.end_offset for p in plans}
+    next_offsets = {p.partition: p.start_offset for p in plans}
+    stopped: set[int] = set()
+    consumer.assign([TopicPartition(topic, p.partition, p.start_offset) for p in plans])
+    try:
+        batch = _Batch(topic)
+
+        def flush() -> None:
+            nonlocal batch
+            if batch.rows:
+                advanced = {p: o for p, o in next_offsets.items() if o > starts[p]}
+                written = store.commit_batch(integration, topic_kind, topic, batch.table(), advanced)
+                result.batches.append(written)
+                if on_batch:
+                    on_batch(written)
+            batch = _Batch(topic)
+
+        starts = dict(next_offsets)
+        end_lookup = pa.array([ends.get(i, -1) for i in range(max(ends) + 1)], pa.int64())
+        last_progress = time.monotonic()
+        tail_started: float | None = None
+        last_error = "none"
+        while True:
+            behind = [p for p, end in ends.items() if next_offsets[p] < end]
+            if not behind:
+                tail_started = tail_started or time.monotonic()
+                if len(stopped) == len(ends) or time.monotonic() - tail_started > limits.tail_max_s:
+                    break
+            messages = consumer.consume(limits.consume_max_messages, timeout=1.0 if behind else limits.tail_idle_s)
+            good = []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    good.append(message)
+                elif error.fatal() or error.code() in _FATAL_ERRORS:
+                    raise DrainError(f"reading {topic}: {_error_text(error)}")
+                else:  # transient (broker down, leader moving): librdkafka retries
+                    last_error = _error_text(error)
+            if good:
+                partitions = [m.partition() for m in good]
+                offsets = [m.offset() for m in good]
+                timestamps = [m.timestamp()[1] for m in good]
+                row_ends = pc.take(end_lookup, pa.array(partitions, pa.int32()))
+                if stopped or pc.any(pc.greater_equal(pa.array(offsets, pa.int64()), row_ends)).as_py():
+                    keep = _past_end_filter(partitions, offsets, timestamps, ends, started_ms, stopped)
+                    if stopped:
+                        consumer.pause([TopicPartition(topic, p) for p in stopped])
+                    good = [m for m, k in zip(good, keep) if k]
+                    partitions = [p for p, k in zip(partitions, keep) if k]
+                    offsets = [o for o, k in zip(offsets, keep) if k]
+                    timestamps = [t for t, k in zip(timestamps, keep) if k]
+            if good:
+                batch.add(partitions, offsets, timestamps, [m.key() for m in good], [m.value() for m in good])
+                for partition, offset in zip(partitions, offsets):
+                    next_offsets[partition] = offset + 1
+                last_progress = time.monotonic()
+                if batch.rows >= limits.batch_max_messages or batch.bytes >= limits.batch_max_bytes:
+                    flush()
+                continue
+            if messages:
+                continue
+            if not behind:
+                break  # the tail is idle: everything appended before the run is read
+            # A partition can end in offsets that hold no message (transaction
+            # markers): its position passes the end with nothing delivered.
+            for position in consumer.position([TopicPartition(topic, p) for p in behind]):
+                if position.offset >= ends[position.partition]:
+                    next_offsets[position.partition] = position.offset
+            if time.monotonic() - last_progress > limits.stall_timeout_s:
+                raise DrainError(
+                    f"no progress reading {topic} partitions {behind} for "
+                    f"{limits.stall_timeout_s:.0f}s; last broker error: {last_error}"
+                )
+        flush()
+    finally:
+        consumer.unassign()
+    return result
+
+
+def _past_end_filter(
+    partitions: list[int],
+    offsets: list[int],
+    timestamps: list[int],
+    ends: dict[int, int],
+    started_ms: int,
+    stopped: set[int],
+) -> list[bool]:
+    """Which messages to keep when some are at or past their partition's noted end:
+    those before the end, and after it those appended before the run started, up to
+    the first newer one, which stops the partition (added to `stopped`)."""
+    keep = []
+    for partition, offset, timestamp in zip(partitions, offsets, timestamps):
+        if partition in stopped:
+            keep.append(False)
+        elif offset < ends[partition] or 0 <= timestamp <= started_ms:
+            keep.append(True)
+        else:
+            stopped.add(partition)
+            keep.append(False)
+    return keep

@@ -1,0 +1,84 @@
+"""Kafka client configuration and topic administration (no Dagster imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker could not be reached or refused us; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """How to reach a broker. The password is resolved by the caller at run time
+    and lives only in memory: it is never stored nor printed (see `__repr__`)."""
+
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaConnection(bootstrap_servers={self.bootstrap_servers!r}, "
+            f"security_protocol={self.security_protocol!r}, username={self.username!r})"
+        )
+
+    def client_config(self) -> dict[str, str | int | bool]:
+        config: dict[str, str | int | bool] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.security_protocol.startswith("SASL"):
+            config["sasl.mechanism"] = self.sasl_mechanism or "SCRAM-SHA-512"
+            config["sasl.username"] = self.username or ""
+            config["sasl.password"] = self.password or ""
+        return config
+
+
+def topic_partitions(admin: AdminClient, topic: str, timeout_s: float) -> list[int] | None:
+    """The partition ids of `topic`, or None when the broker does not have it."""
+    try:
+        metadata = admin.list_topics(topic=topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot read metadata of {topic}: {exc.args[0].str()}") from exc
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None or not described.partitions:
+        return None
+    return sorted(described.partitions)
+
+
+def ensure_topics(
+    connection: KafkaConnection, topics: list[str], partitions: int, timeout_s: float = 15.0
+) -> list[str]:
+    """Create the topics that are missing; returns the ones it created."""
+    admin = AdminClient(connection.client_config())
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"broker {connection.bootstrap_servers} unreachable: {exc.args[0].str()}"
+        ) from exc
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
+        operation_timeout=timeout_s,
+    )
+    for topic, future in futures.items():
+        try:
+            future.result(timeout_s)
+        except KafkaException as exc:
+            # Another producer created it between our look and our create: fine.
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise KafkaUnavailable(f"cannot create topic {topic}: {exc.args[0].str()}") from exc
+    return missing

@@ -1,0 +1,214 @@
+"""Raw Parquet micro-batches and their manifest (no Dagster imports).
+
+A batch is a Parquet file of Kafka messages kept byte for byte. The manifest, a
+SQLite file beside the batches, is the source of truth: a batch exists once its
+row is in `raw_batches`, and the offsets to read next live in `raw_offsets`, both
+written in one transaction after the file is durable. SQLite (WAL) lets the CLI,
+the sensor and the UI read the manifest while a run writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gig_etl.contract import TopicKind
+
+# One row per Kafka message, kept untouched. Timestamps are microseconds in UTC
+# because nanosecond Parquet timestamps are not read by every reader.
+RAW_MESSAGE_SCHEMA = pa.schema(
+    [
+        pa.field("topic", pa.string(), nullable=False),
+        pa.field("partition", pa.int32(), nullable=False),
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC")),
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),  # null: a tombstone
+    ]
+)
+
+PARQUET_ROW_GROUP_SIZE = 128 * 1024
+PARQUET_COMPRESSION = "zstd"
+
+_MANIFEST_DDL = """
+CREATE TABLE IF NOT EXISTS raw_batches (
+    batch_id     TEXT PRIMARY KEY,
+    integration  TEXT NOT NULL,
+    topic_kind   TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    path         TEXT NOT NULL UNIQUE,  -- relative to the raw root
+    rows         INTEGER NOT NULL,
+    bytes        INTEGER NOT NULL,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS raw_batches_by_source ON raw_batches (integration, topic_kind);
+CREATE TABLE IF NOT EXISTS raw_batch_ranges (
+    batch_id     TEXT NOT NULL REFERENCES raw_batches (batch_id),
+    partition    INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    last_offset  INTEGER NOT NULL,
+    PRIMARY KEY (batch_id, partition)
+);
+CREATE TABLE IF NOT EXISTS raw_offsets (
+    integration  TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    partition    INTEGER NOT NULL,
+    next_offset  INTEGER NOT NULL,
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (integration, topic, partition)
+);
+"""
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    batch_id: str
+    integration: str
+    topic_kind: str
+    topic: str
+    path: Path
+    rows: int
+    bytes: int
+    created_at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RawStore:
+    """The raw layer under `root`: `<integration>/<topic kind>/date=<day>/<batch>.parquet`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.root / "manifest.sqlite"
+        with closing(self._connect()) as db:
+            db.executescript(_MANIFEST_DDL)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.manifest_path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    # -- offsets ----------------------------------------------------------------
+
+    def next_offsets(self, integration: str, topic: str) -> dict[int, int]:
+        """The recorded next offset to read, per partition, for this integration's topic."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT partition, next_offset FROM raw_offsets WHERE integration = ? AND topic = ?",
+                (integration, topic),
+            ).fetchall()
+        return dict(rows)
+
+    # -- batches ----------------------------------------------------------------
+
+    def commit_batch(
+        self,
+        integration: str,
+        topic_kind: TopicKind,
+        topic: str,
+        table: pa.Table,
+        next_offsets: dict[int, int],
+    ) -> RawBatch:
+        """Writes `table` as a durable Parquet file, then records it and the offsets
+        after it in one manifest transaction. A crash before the transaction leaves
+        an orphan file that `remove_orphans` deletes; never a recorded gap."""
+        created_at = _now()
+        batch_id = f"{created_at[:19].replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:12]}"
+        relative = Path(integration) / topic_kind.value / f"date={created_at[:10]}" / f"{batch_id}.parquet"
+        final = self.root / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_suffix(".parquet.tmp")
+        pq.write_table(
+            table,
+            temporary,
+            row_group_size=PARQUET_ROW_GROUP_SIZE,
+            compression=PARQUET_COMPRESSION,
+        )
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+        _fsync_dir(final.parent)
+
+        ranges = table.group_by("partition").aggregate([("offset", "min"), ("offset", "max")]).to_pylist()
+        size = final.stat().st_size
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO raw_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (batch_id, integration, topic_kind.value, topic, str(relative), table.num_rows, size, created_at),
+                )
+                db.executemany(
+                    "INSERT INTO raw_batch_ranges VALUES (?, ?, ?, ?)",
+                    [(batch_id, r["partition"], r["offset_min"], r["offset_max"]) for r in ranges],
+                )
+                db.executemany(
+                    "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
+                    "DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+                    [(integration, topic, p, o, created_at) for p, o in sorted(next_offsets.items())],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at)
+
+    def batches(self, integration: str | None = None, topic_kind: TopicKind | None = None) -> list[RawBatch]:
+        query = "SELECT * FROM raw_batches WHERE (?1 IS NULL OR integration = ?1) AND (?2 IS NULL OR topic_kind = ?2)"
+        with closing(self._connect()) as db:
+            rows = db.execute(query + " ORDER BY created_at, batch_id", (integration, topic_kind and topic_kind.value))
+            return [
+                RawBatch(b, i, k, t, self.root / p, n, size, c) for b, i, k, t, p, n, size, c in rows.fetchall()
+            ]
+
+    def forget_integration(self, integration: str) -> int:
+        """Deletes an integration's batches and offsets; returns how many files went."""
+        batches = self.batches(integration)
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "DELETE FROM raw_batch_ranges WHERE batch_id IN "
+                "(SELECT batch_id FROM raw_batches WHERE integration = ?)",
+                (integration,),
+            )
+            db.execute("DELETE FROM raw_batches WHERE integration = ?", (integration,))
+            db.execute("DELETE FROM raw_offsets WHERE integration = ?", (integration,))
+            db.execute("COMMIT")
+        for batch in batches:
+            batch.path.unlink(missing_ok=True)
+        return len(batches)
+
+    def remove_orphans(self) -> list[Path]:
+        """Deletes batch files that no manifest row names: leftovers of a crash
+        between writing a file and recording it, whose messages will be read again."""
+        with closing(self._connect()) as db:
+            known = {self.root / p for (p,) in db.execute("SELECT path FROM raw_batches")}
+        orphans = [
+            path
+            for pattern in ("*/*/date=*/*.parquet", "*/*/date=*/*.parquet.tmp")
+            for path in self.root.glob(pattern)
+            if path not in known
+        ]
+        for path in orphans:
+            path.unlink()
+        return orphans

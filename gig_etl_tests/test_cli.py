@@ -1,0 +1,70 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from gig_etl.broker import free_port
+from gig_etl.cli import main
+from gig_etl.contract import TopicKind
+from gig_etl.lib.kafka import KafkaConnection
+
+
+def test_simulate_produces_and_reports(kafka_broker, tenant):
+    result = CliRunner().invoke(
+        main,
+        ["simulate", "--bootstrap-servers", kafka_broker.bootstrap_servers, "--tenant", tenant,
+         "--customers", "50", "--seed", "4", "--chaos", "0.1", "--partitions", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "customers: 50" in result.output
+    assert "chaos: " in result.output
+    from confluent_kafka.admin import AdminClient
+
+    topics = AdminClient(KafkaConnection(kafka_broker.bootstrap_servers).client_config()).list_topics(timeout=10).topics
+    for kind in TopicKind:
+        assert len(topics[kind.topic(tenant)].partitions) == 3
+
+
+def test_simulate_against_an_unreachable_broker_says_so_in_one_line():
+    result = CliRunner().invoke(
+        main, ["simulate", "--bootstrap-servers", "127.0.0.1:9", "--tenant", "x", "--customers", "1"]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: {result.output.strip()[7:]}"]
+    assert "127.0.0.1:9" in result.output and "Traceback" not in result.output
+
+
+def test_bad_arguments_exit_2():
+    result = CliRunner().invoke(main, ["simulate", "--bootstrap-servers", "x:1", "--tenant", "x", "--customers", "-1"])
+    assert result.exit_code == 2
+
+
+def test_broker_command_serves_until_interrupted():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gig_etl.cli", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the broker never listened"
+                time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) is not None
+    time.sleep(0.2)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        still_listening = True
+    except OSError:
+        still_listening = False
+    assert not still_listening

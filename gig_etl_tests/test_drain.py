@@ -1,0 +1,157 @@
+import threading
+import time
+from collections import Counter
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from gig_etl.contract import TopicKind
+from gig_etl.defs.raw.assets import raw_events, raw_profiles
+from gig_etl.defs.resources import GigEtlHomeResource, GigStreamResource, KafkaResource
+from gig_etl.lib.drain import OffsetGap, PartitionPlan, plan_partitions
+from gig_etl.lib.home import raw_root
+from gig_etl.lib.raw_store import RawStore
+from gig_etl.simulate import generate_traffic, produce_traffic
+from gig_etl_tests.raw_helpers import raw_messages
+
+INTEGRATION = "it"
+
+
+def test_plan_reads_from_recorded_offsets_up_to_the_high_watermark():
+    plans, gaps = plan_partitions({0: 40, 1: 7}, {0: (0, 100), 1: (0, 7), 2: (5, 9)})
+    assert plans == [PartitionPlan(0, 40, 100, 0), PartitionPlan(1, 7, 7, 0), PartitionPlan(2, 5, 9, 5)]
+    assert gaps == []
+
+
+def test_plan_reports_offsets_the_broker_deleted_before_they_were_read():
+    plans, gaps = plan_partitions({0: 10}, {0: (25, 30)})
+    assert plans == [PartitionPlan(0, 25, 30, 25)]
+    assert gaps == [OffsetGap(0, 10, 25)]
+
+
+def test_plan_tolerates_a_high_watermark_short_of_the_recorded_offset():
+    # Tansu reports the last record batch's base offset + 1 as high watermark.
+    plans, _ = plan_partitions({0: 15}, {0: (0, 13)})
+    assert plans == [PartitionPlan(0, 15, 15, 0)]
+
+
+def drain(bootstrap_servers: str, tenant: str, home, **kafka_settings) -> dict[str, dict]:
+    """One real Dagster run of both raw assets; returns each asset's metadata."""
+    result = dg.materialize(
+        [raw_profiles, raw_events],
+        resources={
+            "gig_etl_home": GigEtlHomeResource(path=str(home)),
+            "kafka": KafkaResource(**kafka_settings),
+            "gig_stream": GigStreamResource(
+                integration=INTEGRATION, tenant_id=tenant, bootstrap_servers=bootstrap_servers
+            ),
+        },
+    )
+    assert result.success
+    return {
+        e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def produced_values(messages) -> dict[str, Counter]:
+    values = {kind.value: Counter() for kind in TopicKind}
+    for m in messages:
+        values[m.kind.value][m.value] += 1
+    return values
+
+
+def test_drain_keeps_exactly_the_produced_messages_and_a_second_run_reads_nothing(
+    kafka_broker, kafka_connection, tenant, isolated_home
+):
+    messages = list(generate_traffic(tenant, 300, seed=3, chaos=0.05))
+    produce_traffic(kafka_connection, tenant, messages)
+
+    first = drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
+
+    raw = raw_messages(RawStore(raw_root(isolated_home)), INTEGRATION)
+    assert raw.height == len(messages)
+    assert first["profiles"]["rows"] + first["events"]["rows"] == len(messages)
+    assert raw.select("topic", "partition", "offset").is_unique().all()
+    for topic, partition, offsets in raw.group_by("topic", "partition").agg("offset").rows():
+        assert sorted(offsets) == list(range(len(offsets))), (topic, partition)
+    expected = produced_values(messages)
+    for kind in TopicKind:
+        kept = raw.filter(topic=kind.topic(tenant))
+        assert Counter(kept["value"].to_list()) == expected[kind.value]
+        assert set(kept["key"].to_list()) <= {m.key for m in messages}
+
+    second = drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
+    assert second["profiles"]["rows"] == second["events"]["rows"] == 0
+    assert raw_messages(RawStore(raw_root(isolated_home)), INTEGRATION).height == len(messages)
+
+
+def test_a_missing_topic_is_a_run_with_zero_rows(kafka_broker, tenant, isolated_home):
+    metadata = drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
+    assert metadata["profiles"]["rows"] == metadata["events"]["rows"] == 0
+    assert metadata["events"]["topic_found"] == "False"
+
+
+def test_batches_are_bounded_and_readable_by_duckdb(kafka_broker, kafka_connection, tenant, isolated_home):
+    messages = list(generate_traffic(tenant, 60, seed=5))
+    produce_traffic(kafka_connection, tenant, messages)
+    drain(kafka_broker.bootstrap_servers, tenant, isolated_home, batch_max_messages=1_000)
+
+    batches = RawStore(raw_root(isolated_home)).batches(INTEGRATION)
+    assert all(b.rows <= 1_000 + 10_000 for b in batches)  # bound + at most one poll
+    assert len(batches) >= len(messages) // 11_000
+    assert sum(b.rows for b in batches) == len(messages)
+    schema = pq.read_schema(batches[0].path)
+    assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    glob = str(raw_root(isolated_home) / INTEGRATION / "*" / "*" / "*.parquet")
+    [(count, oldest)] = duckdb.connect().execute(f"SELECT count(*), min(timestamp) FROM read_parquet('{glob}')").fetchall()
+    assert count == len(messages)
+    assert abs(time.time() - oldest.timestamp()) < 600
+
+
+def test_a_run_ends_while_the_producer_goes_on_and_the_next_run_takes_the_rest(
+    kafka_broker, kafka_connection, tenant, isolated_home
+):
+    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 100, seed=1))
+    keep_producing = threading.Event()
+    keep_producing.set()
+    produced = [0]
+
+    def producer() -> None:
+        first = 200_000
+        while keep_producing.is_set():
+            summary = produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 20, seed=2, first_customer_id=first))
+            produced[0] += summary.total
+            first += 20
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    try:
+        started = time.monotonic()
+        drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
+        assert time.monotonic() - started < 60
+    finally:
+        keep_producing.clear()
+        thread.join()
+    drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
+
+    total = sum(1 for _ in generate_traffic(tenant, 100, seed=1)) + produced[0]
+    raw = raw_messages(RawStore(raw_root(isolated_home)), INTEGRATION)
+    assert raw.height == total
+    assert raw.select("topic", "partition", "offset").is_unique().all()
+
+
+def test_an_unreachable_broker_fails_the_run_with_a_message_naming_it(tenant, isolated_home):
+    started = time.monotonic()
+    with pytest.raises(dg.Failure, match=r"integration 'it', broker 127\.0\.0\.1:9"):
+        dg.materialize(
+            [raw_events],
+            resources={
+                "gig_etl_home": GigEtlHomeResource(path=str(isolated_home)),
+                "kafka": KafkaResource(),
+                "gig_stream": GigStreamResource(integration=INTEGRATION, tenant_id=tenant, bootstrap_servers="127.0.0.1:9"),
+            },
+        )
+    assert time.monotonic() - started < 30
