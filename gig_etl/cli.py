@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
 import click
 
 from gig_etl.broker import BrokerError, broker_command
 from gig_etl.lib.drain import DrainError
+from gig_etl.contract import PROFILE_IDENTIFIERS
 from gig_etl.lib.home import resolve_home
-from gig_etl.lib.kafka import KafkaConnection, KafkaUnavailable
+from gig_etl.lib.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection, KafkaUnavailable
+from gig_etl.lib.registry import (
+    CredentialsError,
+    Integration,
+    IntegrationRegistry,
+    RegistryError,
+    registry_path,
+)
+from gig_etl.lib.warehouse import WarehouseLocked
+from gig_etl.lib.gate import NotApproved
 from gig_etl.simulate import (
     DEFAULT_DAYS,
     DEFAULT_PARTITIONS,
@@ -26,8 +38,10 @@ from gig_etl.simulate import (
     produce_traffic,
 )
 
+
 DEMO_TENANT = "demo-casino"
 DEMO_INTEGRATION = "demo"
+DEMO_PORT = 39092
 
 
 class CliError(click.ClickException):
@@ -37,17 +51,29 @@ class CliError(click.ClickException):
         return self.message
 
 
+class InputError(CliError):
+    """Bad input or a request the registry refuses: one line, exit status 2."""
+
+    exit_code = 2
+
+
 def reports_failures(command: Callable) -> Callable:
-    """Turns the expected failures (broker, drain) into one clear line, no traceback."""
+    """Turns the expected failures into one clear line, no traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (KafkaUnavailable, DrainError, BrokerError) as exc:
+        except (RegistryError, NotApproved) as exc:
+            raise InputError(str(exc)) from exc
+        except (KafkaUnavailable, DrainError, BrokerError, CredentialsError, WarehouseLocked) as exc:
             raise CliError(str(exc)) from exc
 
     return wrapper
+
+
+def registry() -> IntegrationRegistry:
+    return IntegrationRegistry(registry_path(resolve_home()))
 
 
 @click.group()
@@ -109,12 +135,139 @@ def simulate_traffic(
 @click.option("--customers", type=click.IntRange(min=1), default=2_000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--chaos", type=click.FloatRange(0.0, 1.0), default=0.02, show_default=True)
+@click.option("--port", type=int, default=DEMO_PORT, show_default=True, help="Port of the demo's embedded broker.")
 @reports_failures
-def demo(customers: int, seed: int, chaos: float) -> None:
-    """End to end on the embedded defaults: broker, simulated traffic, drain."""
+def demo(customers: int, seed: int, chaos: float, port: int) -> None:
+    """End to end on the embedded defaults: broker, traffic, approval, one run."""
     from gig_etl.demo import run_demo
 
-    run_demo(resolve_home(), DEMO_TENANT, DEMO_INTEGRATION, customers, seed, chaos, echo=click.echo)
+    run_demo(resolve_home(), DEMO_INTEGRATION, DEMO_TENANT, port, customers, seed, chaos, echo=click.echo)
+
+
+@main.command()
+@click.option("--integration", help="Only this integration (it must be approved).")
+@reports_failures
+def run(integration: str | None) -> None:
+    """One scheduler tick: refresh every approved integration, or the one named."""
+    from gig_etl.tick import outcome_lines, run_tick
+
+    outcomes = run_tick(resolve_home(), integration, echo=click.echo)
+    for outcome in outcomes:
+        click.echo("\n".join(outcome_lines(outcome)), err=not outcome.success)
+    if not all(o.success for o in outcomes):
+        sys.exit(1)
+
+
+@main.command()
+def ui() -> None:
+    """The Dagster UI and daemon (dagster dev) on this project's instance."""
+    from gig_etl.instance import prepare_dagster_home
+
+    env = os.environ | {"DAGSTER_HOME": str(prepare_dagster_home(resolve_home()))}
+    dagster = str(Path(sys.executable).with_name("dagster"))  # beside this interpreter, in .venv/bin
+    os.execve(dagster, [dagster, "dev", "-m", "gig_etl.definitions"], env)
+
+
+# --- integrations ---------------------------------------------------------------
+
+
+@main.group()
+def integrations() -> None:
+    """Create, inspect and approve GiG connections."""
+
+
+def _connection_options(command: Callable) -> Callable:
+    options = [
+        click.option("--tenant-id", help="GiG Tenant ID."),
+        click.option("--bootstrap-servers", help="host:port[,host:port...]"),
+        click.option("--security-protocol", help=f"One of {', '.join(SECURITY_PROTOCOLS)} (default PLAINTEXT)."),
+        click.option("--sasl-mechanism", help=f"One of {', '.join(SASL_MECHANISMS)}."),
+        click.option("--username"),
+        click.option("--password-env", help="Name of the environment variable that holds the password."),
+        click.option("--identifier", help=f"Maps data to profiles: {', '.join(PROFILE_IDENTIFIERS)} (default customer_id)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _describe(integration: Integration) -> str:
+    password = "-"
+    if integration.password_env:
+        state = "set" if integration.password_env in os.environ else "NOT set"
+        password = f"${integration.password_env} ({state})"
+    rows = [
+        ("name", integration.name),
+        ("status", integration.status.value),
+        ("tenant", integration.tenant_id),
+        ("bootstrap servers", integration.bootstrap_servers),
+        ("security protocol", integration.security_protocol),
+        ("SASL mechanism", integration.sasl_mechanism or "-"),
+        ("username", integration.username or "-"),
+        ("password", password),
+        ("identifier", integration.identifier),
+        ("created", integration.created_at),
+        ("approved", integration.approved_at or "-"),
+    ]
+    return "\n".join(f"{label:<18} {value}" for label, value in rows)
+
+
+@integrations.command("create")
+@click.argument("name")
+@_connection_options
+@reports_failures
+def create_integration(name: str, tenant_id: str | None, bootstrap_servers: str | None, **settings: str | None) -> None:
+    """Create an integration; it waits for approval."""
+    if tenant_id is None or bootstrap_servers is None:
+        raise InputError("create needs --tenant-id and --bootstrap-servers")
+    integration = registry().create(name, tenant_id, bootstrap_servers, **settings)
+    click.echo(f"created integration {integration.name!r}: {integration.status.value}")
+
+
+@integrations.command("list")
+@reports_failures
+def list_integrations() -> None:
+    """One line per integration."""
+    known = registry().list()
+    if not known:
+        click.echo("no integrations yet: gig-etl integrations create NAME --tenant-id T --bootstrap-servers B")
+    for i in known:
+        click.echo(f"{i.name:<20} {i.status.value:<18} tenant {i.tenant_id:<20} {i.bootstrap_servers}  id={i.identifier}")
+
+
+@integrations.command("show")
+@click.argument("name")
+@reports_failures
+def show_integration(name: str) -> None:
+    """Everything about one integration (never the password)."""
+    click.echo(_describe(registry().get(name)))
+
+
+@integrations.command("edit")
+@click.argument("name")
+@_connection_options
+@reports_failures
+def edit_integration(name: str, **changes: str | None) -> None:
+    """Change an integration that is not approved yet."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise InputError("nothing to change: give at least one option")
+    integration = registry().edit(name, **changes)
+    click.echo(f"edited integration {integration.name!r}: {integration.status.value}")
+
+
+def _status_command(action: str, help_text: str) -> None:
+    @integrations.command(action, help=help_text)
+    @click.argument("name")
+    @reports_failures
+    def command(name: str) -> None:
+        integration = getattr(registry(), action)(name)
+        click.echo(f"integration {integration.name!r} is {integration.status.value}")
+
+
+_status_command("approve", "Approve an integration: it is read from the next tick on and can no longer be edited.")
+_status_command("reject", "Reject an integration awaiting approval.")
+_status_command("disable", "Stop reading an approved integration.")
 
 
 if __name__ == "__main__":

@@ -2,19 +2,26 @@
 
 import dagster as dg
 
+from gig_etl.defs.integrations import definitions as integrations
 from gig_etl.defs.raw import definitions as raw
-from gig_etl.defs.resources import GigEtlHomeResource, GigStreamResource, KafkaResource
+from gig_etl.defs.resources import (
+    GigEtlHomeResource,
+    IntegrationRegistryResource,
+    KafkaResource,
+    WarehouseResource,
+)
+from gig_etl.defs.warehouse import definitions as warehouse
 
 defs = dg.Definitions.merge(
+    integrations.defs,
     raw.defs,
+    warehouse.defs,
     dg.Definitions(
         resources={
             "gig_etl_home": GigEtlHomeResource(),
+            "integration_registry": IntegrationRegistryResource(),
             "kafka": KafkaResource(),
-            "gig_stream": GigStreamResource(
-                tenant_id=dg.EnvVar("GIG_ETL_TENANT_ID"),
-                bootstrap_servers=dg.EnvVar("GIG_ETL_BOOTSTRAP_SERVERS"),
-            ),
+            "warehouse": WarehouseResource(),
         }
     ),
 )

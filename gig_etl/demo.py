@@ -5,30 +5,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import dagster as dg
-
 from gig_etl.broker import EmbeddedBroker
-from gig_etl.defs.raw.assets import raw_events, raw_profiles
-from gig_etl.defs.resources import GigEtlHomeResource, GigStreamResource, KafkaResource
-from gig_etl.instance import dagster_instance
 from gig_etl.lib.home import raw_root
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.registry import IntegrationRegistry, RegistryError, registry_path
 from gig_etl.simulate import generate_traffic, print_progress, produce_traffic
+from gig_etl.tick import outcome_lines, run_tick
 
 
 def run_demo(
-    home: Path, tenant: str, integration: str, customers: int, seed: int, chaos: float, echo: Callable[[str], None]
+    home: Path,
+    integration: str,
+    tenant: str,
+    port: int,
+    customers: int,
+    seed: int,
+    chaos: float,
+    echo: Callable[[str], None],
 ) -> None:
     echo(f"gig-etl demo: home {home}")
+    registry = IntegrationRegistry(registry_path(home))
+    bootstrap_servers = f"127.0.0.1:{port}"
+    try:
+        existing = registry.get(integration)
+    except RegistryError:
+        existing = None
+    if existing and (existing.bootstrap_servers, existing.tenant_id) != (bootstrap_servers, tenant):
+        raise RegistryError(
+            f"integration {integration!r} exists for {existing.tenant_id} on {existing.bootstrap_servers}; "
+            f"run the demo with --port {existing.bootstrap_servers.rsplit(':', 1)[1]} or another GIG_ETL_HOME"
+        )
     # The embedded broker keeps its topics in memory, so each demo starts its
-    # integration afresh: the offsets of a previous broker would not apply.
+    # integration's raw data afresh: the offsets of a previous broker do not apply.
     forgotten = RawStore(raw_root(home)).forget_integration(integration)
     if forgotten:
         echo(f"cleared {forgotten} raw files of the previous demo")
-    with EmbeddedBroker() as broker:
-        echo(f"1/3 embedded broker on {broker.bootstrap_servers}")
-        echo(f"2/3 simulating {customers:,} customers of tenant {tenant!r} (seed {seed}, chaos {chaos})")
+    with EmbeddedBroker(port) as broker:
+        echo(f"1/4 embedded broker on {broker.bootstrap_servers}")
+        echo(f"2/4 simulating {customers:,} customers of tenant {tenant!r} (seed {seed}, chaos {chaos})")
         summary = produce_traffic(
             KafkaConnection(broker.bootstrap_servers),
             tenant,
@@ -36,25 +51,16 @@ def run_demo(
             progress=print_progress,
         )
         echo("    " + summary.report().replace("\n", "\n    "))
-        echo("3/3 draining the topics into raw Parquet through Dagster")
-        resources = {
-            "gig_etl_home": GigEtlHomeResource(path=str(home)),
-            "kafka": KafkaResource(),
-            "gig_stream": GigStreamResource(
-                integration=integration, tenant_id=tenant, bootstrap_servers=broker.bootstrap_servers
-            ),
-        }
-        result = dg.materialize(
-            [raw_profiles, raw_events], instance=dagster_instance(home), resources=resources, raise_on_error=False
-        )
-    if not result.success:
-        raise SystemExit("the drain run failed: see the Dagster UI (make ui) for its logs")
-    echo(f"    run {result.run_id} succeeded")
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        meta = {k: v.value for k, v in materialization.metadata.items()}
-        echo(
-            f"    {materialization.asset_key.to_user_string()}: {meta['rows']:,} messages from {meta['topic']} "
-            f"in {meta['files']} Parquet files ({meta['bytes_written']:,} bytes)"
-        )
-    echo(f"raw Parquet under {raw_root(home) / integration}")
+        if existing is None:
+            registry.create(integration, tenant, bootstrap_servers)
+            echo(f"3/4 created integration {integration!r} and approved it, as an operator would")
+            registry.approve(integration)
+        else:
+            echo(f"3/4 integration {integration!r} exists: {existing.status.value}")
+        echo("4/4 one refresh tick through Dagster (gig-etl run)")
+        outcomes = run_tick(home, integration, echo=echo)
+    for outcome in outcomes:
+        echo("\n".join("    " + line for line in outcome_lines(outcome)))
+        if not outcome.success:
+            raise SystemExit(1)
+    echo(f"raw Parquet under {raw_root(home) / integration}; runs in the Dagster UI: make ui")

@@ -34,3 +34,11 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("GIG_ETL_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     return home
+
+
+@pytest.fixture(scope="session")
+def authenticating_broker():
+    """A broker started with --authentication: it refuses clients that do not
+    authenticate. Its memory store holds no users, so every password is wrong."""
+    with EmbeddedBroker(authentication=True) as broker:
+        yield broker

@@ -1,4 +1,8 @@
-"""The external systems gig-etl talks to, as Dagster resources."""
+"""The external systems gig-etl talks to, as Dagster resources.
+
+Every path defaults to $GIG_ETL_HOME (else ./data), read when a run starts,
+never at import.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,19 @@ from pathlib import Path
 from typing import Iterator
 
 import dagster as dg
+import duckdb
 from confluent_kafka import Consumer
 
 from gig_etl.lib.drain import DrainLimits
-from gig_etl.lib.home import raw_root, resolve_home
-from gig_etl.lib.kafka import KafkaConnection
+from gig_etl.lib.home import raw_root, resolve_home, warehouse_path
+from gig_etl.lib.kafka import KafkaConnection, open_consumer
 from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.registry import IntegrationRegistry, registry_path
+from gig_etl.lib.warehouse import connect_warehouse
 
 
 class GigEtlHomeResource(dg.ConfigurableResource):
-    """The folder that holds raw Parquet, the manifest and the warehouse."""
+    """The folder that holds raw Parquet and its manifest."""
 
     path: str | None = None  # None: $GIG_ETL_HOME, else ./data
 
@@ -27,12 +34,22 @@ class GigEtlHomeResource(dg.ConfigurableResource):
         return RawStore(raw_root(self.root()))
 
 
+class IntegrationRegistryResource(dg.ConfigurableResource):
+    """The GiG connections and their approval status."""
+
+    home: str | None = None
+
+    def registry(self) -> IntegrationRegistry:
+        return IntegrationRegistry(registry_path(resolve_home(self.home)))
+
+
 class KafkaResource(dg.ConfigurableResource):
     """Kafka consumers for draining, with the bounds that keep a drain's memory flat."""
 
     batch_max_messages: int = DrainLimits.batch_max_messages
     batch_max_bytes: int = DrainLimits.batch_max_bytes
     stall_timeout_s: float = DrainLimits.stall_timeout_s
+    connect_timeout_s: float = 10.0
 
     def limits(self) -> DrainLimits:
         return DrainLimits(
@@ -43,20 +60,22 @@ class KafkaResource(dg.ConfigurableResource):
 
     @contextmanager
     def consumer(self, connection: KafkaConnection, integration: str) -> Iterator[Consumer]:
-        """A consumer for `assign()`-based reads, closed when the block ends."""
-        consumer = Consumer(
-            connection.client_config()
-            | {
+        """A consumer for `assign()`-based reads whose broker has answered; closed
+        when the block ends."""
+        consumer = open_consumer(
+            connection,
+            {
                 # Offsets are the raw store's record; Kafka's group offsets are not used.
                 "group.id": f"gig-etl.{integration}",
+                "client.id": f"gig-etl.{integration}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "error",
-                "client.id": f"gig-etl.{integration}",
                 "socket.connection.setup.timeout.ms": 10_000,
                 "queued.max.messages.kbytes": 65_536,
                 "fetch.max.bytes": 52_428_800,
-            }
+            },
+            timeout_s=self.connect_timeout_s,
         )
         try:
             yield consumer
@@ -64,12 +83,20 @@ class KafkaResource(dg.ConfigurableResource):
             consumer.close()
 
 
-class GigStreamResource(dg.ConfigurableResource):
-    """The tenant stream to read and the name its data is kept under."""
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse. DuckDB allows one writing process: a second writer
+    waits for the lock (up to `lock_timeout_s`) instead of failing."""
 
-    integration: str = "default"
-    tenant_id: str
-    bootstrap_servers: str
+    path: str | None = None  # None: $GIG_ETL_HOME/warehouse.duckdb
+    lock_timeout_s: float = 300.0
 
-    def connection(self) -> KafkaConnection:
-        return KafkaConnection(bootstrap_servers=self.bootstrap_servers)
+    def database(self) -> Path:
+        return Path(self.path) if self.path else warehouse_path(resolve_home())
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        connection = connect_warehouse(self.database(), self.lock_timeout_s)
+        try:
+            yield connection
+        finally:
+            connection.close()

@@ -21,3 +21,7 @@ def raw_root(home: Path) -> Path:
 
 def dagster_home(home: Path) -> Path:
     return home / "dagster"
+
+
+def warehouse_path(home: Path) -> Path:
+    return home / "warehouse.duckdb"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
@@ -82,3 +83,30 @@ def ensure_topics(
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise KafkaUnavailable(f"cannot create topic {topic}: {exc.args[0].str()}") from exc
     return missing
+
+
+_AUTHENTICATION_ERRORS = (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED)
+
+
+def open_consumer(connection: KafkaConnection, settings: dict, timeout_s: float = 10.0) -> Consumer:
+    """A consumer whose broker has answered: raises KafkaUnavailable within `timeout_s`
+    saying why, at once when the credentials are refused. The caller names the broker."""
+    errors: list[KafkaError] = []
+    consumer = Consumer(connection.client_config() | settings | {"error_cb": errors.append})
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            consumer.list_topics(timeout=1.0)
+            return consumer
+        except KafkaException as exc:
+            last = exc.args[0]
+        consumer.poll(0)  # delivers librdkafka's errors to error_cb
+        refused = [e for e in errors if e.code() in _AUTHENTICATION_ERRORS]
+        if refused or time.monotonic() > deadline:
+            consumer.close()
+            if refused:
+                raise KafkaUnavailable(
+                    f"the broker refused the credentials of user {connection.username!r}: {refused[-1].str()}"
+                )
+            cause = errors[-1].str() if errors else last.str()
+            raise KafkaUnavailable(f"the broker was unreachable for {timeout_s:.0f}s: {cause}")

@@ -4,9 +4,12 @@
 import dagster as dg
 
 from gig_etl.contract import TopicKind
-from gig_etl.defs.resources import GigEtlHomeResource, GigStreamResource, KafkaResource
+from gig_etl.defs.integrations.gate import approved_integration
+from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, KafkaResource
 from gig_etl.lib.drain import DrainError, DrainResult, drain_topic
 from gig_etl.lib.kafka import KafkaUnavailable
+from gig_etl.lib.registry import CredentialsError
 
 
 def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | str]:
@@ -31,6 +34,7 @@ def build_raw_topic_asset(kind: TopicKind) -> dg.AssetsDefinition:
         key=["raw", kind.value],
         group_name="raw",
         kinds={"kafka", "parquet"},
+        partitions_def=integrations_partitions,
         description=(
             f"Every message of the tenant's `gig.<tenant>.{kind.value}` topic, byte for byte, "
             "as Parquet micro-batches under $GIG_ETL_HOME/raw. A run drains what is new "
@@ -41,17 +45,18 @@ def build_raw_topic_asset(kind: TopicKind) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         kafka: KafkaResource,
         gig_etl_home: GigEtlHomeResource,
-        gig_stream: GigStreamResource,
+        integration_registry: IntegrationRegistryResource,
     ) -> dg.MaterializeResult:
+        integration = approved_integration(context, integration_registry)
         store = gig_etl_home.raw_store()
         store.remove_orphans()
-        topic = kind.topic(gig_stream.tenant_id)
+        topic = kind.topic(integration.tenant_id)
         try:
-            with kafka.consumer(gig_stream.connection(), gig_stream.integration) as consumer:
-                result = drain_topic(consumer, store, gig_stream.integration, kind, topic, kafka.limits())
-        except (DrainError, KafkaUnavailable) as exc:
+            with kafka.consumer(integration.connection(), integration.name) as consumer:
+                result = drain_topic(consumer, store, integration.name, kind, topic, kafka.limits())
+        except (DrainError, KafkaUnavailable, CredentialsError) as exc:
             raise dg.Failure(
-                description=f"integration {gig_stream.integration!r}, broker {gig_stream.bootstrap_servers}: {exc}"
+                description=f"integration {integration.name!r}, broker {integration.bootstrap_servers}: {exc}"
             ) from exc
         if not result.topic_found:
             context.log.info(f"{topic}: topic not on the broker yet, nothing to drain")

@@ -1,0 +1,27 @@
+import dagster as dg
+
+from gig_etl.defs.integrations.jobs import refresh_integration_job
+from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.resources import IntegrationRegistryResource
+from gig_etl.lib.gate import scheduled_integrations
+
+REFRESH_CRON = "*/5 * * * *"
+
+
+@dg.schedule(
+    job=refresh_integration_job,
+    cron_schedule=REFRESH_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes, refreshes every approved integration; skips, naming each status, when none is.",
+)
+def refresh_schedule(
+    context: dg.ScheduleEvaluationContext, integration_registry: IntegrationRegistryResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    names, skip_reason = scheduled_integrations(
+        integration_registry.registry().list(),
+        set(context.instance.get_dynamic_partitions(integrations_partitions.name)),
+    )
+    if skip_reason:
+        return dg.SkipReason(skip_reason)
+    tick = context.scheduled_execution_time.isoformat()
+    return [dg.RunRequest(run_key=f"{name}:{tick}", partition_key=name) for name in names]

@@ -1,0 +1,97 @@
+"""`gig-etl run`: one scheduler tick from the command line, through the same Dagster
+job and gate as the daemon, on the persistent instance so its runs show in the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from gig_etl.definitions import defs
+from gig_etl.defs.integrations.jobs import refresh_integration_job
+from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.instance import dagster_instance
+from gig_etl.lib.gate import NotApproved, scheduled_integrations, status_summary
+from gig_etl.lib.registry import IntegrationRegistry, registry_path
+
+# The terminal gets one line per asset from the run's metadata, and a failure in
+# one line; Dagster's own log (with any traceback) is in the UI.
+_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    integration: str
+    run_id: str
+    success: bool
+    error: str | None
+    metadata: dict[str, dict]  # per asset key: its materialisation metadata
+
+
+def run_tick(home: Path, integration: str | None = None, echo: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Runs the refresh job for the named integration, or for every approved one."""
+    registry = IntegrationRegistry(registry_path(home))
+    if integration is not None:
+        target = registry.get(integration)
+        if not target.is_readable:
+            raise NotApproved(f"integration {target.name!r} is {target.status.value}, not approved: nothing was read")
+        names = [target.name]
+    else:
+        integrations = registry.list()
+        names, _ = scheduled_integrations(integrations, {i.name for i in integrations})
+        if not names:
+            echo(f"skipped: no approved integration: {status_summary(integrations)}")
+            return []
+    instance = dagster_instance(home)
+    # What the approval sensor does when the daemon runs it.
+    missing = set(names) - set(instance.get_dynamic_partitions(integrations_partitions.name))
+    if missing:
+        instance.add_dynamic_partitions(integrations_partitions.name, sorted(missing))
+    job = defs.resolve_job_def(refresh_integration_job.name)
+    outcomes = []
+    for name in names:
+        result = job.execute_in_process(
+            partition_key=name, instance=instance, raise_on_error=False, run_config=_RUN_CONFIG
+        )
+        error = None
+        if not result.success:
+            failures = result.get_step_failure_events()
+            error = _failure_text(failures[0]) if failures else "the run failed"
+        outcomes.append(
+            RunOutcome(
+                name,
+                result.run_id,
+                result.success,
+                error,
+                {
+                    e.materialization.asset_key.to_user_string(): {
+                        k: v.value for k, v in e.materialization.metadata.items()
+                    }
+                    for e in result.get_asset_materialization_events()
+                },
+            )
+        )
+    return outcomes
+
+
+def _failure_text(event) -> str:
+    data = event.step_failure_data
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    return data.error.message.strip().splitlines()[-1] if data.error else "the step failed"
+
+
+def outcome_lines(outcome: RunOutcome) -> list[str]:
+    """What a run did, for a terminal: a line for the run, one per asset."""
+    if not outcome.success:
+        return [f"{outcome.integration}: run {outcome.run_id} failed: {outcome.error}"]
+    lines = [f"{outcome.integration}: run {outcome.run_id} succeeded"]
+    for asset, meta in sorted(outcome.metadata.items()):
+        if "rows" in meta:  # a drain
+            lines.append(
+                f"  {asset}: {meta['rows']:,} messages from {meta['topic']} "
+                f"in {meta['files']} Parquet files ({meta['bytes_written']:,} bytes)"
+            )
+        else:
+            lines.append(f"  {asset}: " + ", ".join(f"{k} {v}" for k, v in meta.items()))
+    return lines

@@ -1,0 +1,64 @@
+"""Running the real Dagster assets for one integration, for tests."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from gig_etl.defs.raw.assets import raw_events, raw_profiles
+from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.resources import (
+    GigEtlHomeResource,
+    IntegrationRegistryResource,
+    KafkaResource,
+    WarehouseResource,
+)
+from gig_etl.defs.warehouse.assets import attribute_catalog
+from gig_etl.lib.home import warehouse_path
+from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path
+
+ALL_ASSETS = [raw_profiles, raw_events, attribute_catalog]
+
+
+def register(home: Path, name: str, tenant: str, bootstrap_servers: str, approve: bool = True, **settings) -> Integration:
+    registry = IntegrationRegistry(registry_path(home))
+    registry.create(name, tenant, bootstrap_servers, **settings)
+    return registry.approve(name) if approve else registry.get(name)
+
+
+def resources(home: Path, **kafka_settings) -> dict:
+    return {
+        "gig_etl_home": GigEtlHomeResource(path=str(home)),
+        "integration_registry": IntegrationRegistryResource(home=str(home)),
+        "kafka": KafkaResource(**kafka_settings),
+        "warehouse": WarehouseResource(path=str(warehouse_path(home))),
+    }
+
+
+def materialize_integration(
+    home: Path, name: str, assets=ALL_ASSETS, raise_on_error: bool = True, **kafka_settings
+) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(integrations_partitions.name, [name])
+    return dg.materialize(
+        assets,
+        partition_key=name,
+        instance=instance,
+        resources=resources(home, **kafka_settings),
+        raise_on_error=raise_on_error,
+    )
+
+
+def asset_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """Each materialised asset's metadata, by the asset key's last part."""
+    return {
+        e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    return " | ".join(
+        (e.step_failure_data.user_failure_data.description if e.step_failure_data.user_failure_data else "")
+        or e.step_failure_data.error.message
+        for e in result.get_step_failure_events()
+    )
