@@ -159,6 +159,30 @@ def run(integration: str | None) -> None:
 
 
 @main.command()
+@click.option("--integration", help="Only this integration.")
+@reports_failures
+def rebuild(integration: str | None) -> None:
+    """Rebuild the warehouse tables from raw Parquet alone, with no broker."""
+    from gig_etl.lib.home import raw_root, warehouse_path
+    from gig_etl.lib.load import rebuild_integration
+    from gig_etl.lib.raw_store import RawStore
+    from gig_etl.lib.warehouse import connect_warehouse
+
+    home = resolve_home()
+    known = registry()
+    # Every integration that was ever approved may have raw data.
+    targets = [known.get(integration)] if integration else [i for i in known.list() if i.approved_at]
+    store = RawStore(raw_root(home))
+    with connect_warehouse(warehouse_path(home)) as db:
+        for target in targets:
+            total = rebuild_integration(db, store, target).total
+            click.echo(
+                f"{target.name}: rebuilt from {total.batches} raw batches: {total.rows:,} read, {total.loaded:,} loaded, "
+                f"{total.duplicates:,} duplicates, {total.quarantined:,} quarantined"
+            )
+
+
+@main.command()
 def ui() -> None:
     """The Dagster UI and daemon (dagster dev) on this project's instance."""
     from gig_etl.instance import prepare_dagster_home

@@ -217,6 +217,30 @@ EVENT_TYPES: Mapping[str, EventType] = MappingProxyType(
 )
 
 
+# Types of the event fields that are not profile attributes (those take the
+# attribute's type). "Money is a decimal number" (GIG_STREAM.md, Events).
+EVENT_FIELDS: Mapping[str, AttributeSpec] = _attributes(
+    AttributeSpec("bonus_id", _S),
+    AttributeSpec("bonus_amount", _M),
+    AttributeSpec("fpp_earned", _I),
+    AttributeSpec("added", AttributeType.STRING_LIST),
+    AttributeSpec("removed", AttributeType.STRING_LIST),
+    AttributeSpec("verified_at", _T),
+    AttributeSpec("game_id", _S),
+    AttributeSpec("bet_id", _S),
+    AttributeSpec("win_amount", _M),
+    AttributeSpec("payment_id", _S),
+    AttributeSpec("amount", _M),
+    AttributeSpec("payment_method", _S),
+    AttributeSpec("status", _S, allowed=PAYMENT_STATUSES),
+)
+
+
+def field_spec(name: str) -> AttributeSpec | None:
+    """The declared type of a `data` field, attribute or event field; None if unknown."""
+    return PROFILE_ATTRIBUTES.get(name) or EVENT_FIELDS.get(name)
+
+
 def event_display_name(event_type: str) -> str:
     """The display name of an event type; an unknown type is its own name."""
     known = EVENT_TYPES.get(event_type)

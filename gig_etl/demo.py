@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import duckdb
+
 from gig_etl.broker import EmbeddedBroker
-from gig_etl.lib.home import raw_root
+from gig_etl.lib.home import raw_root, warehouse_path
 from gig_etl.lib.kafka import KafkaConnection
+from gig_etl.lib.load import clear_integration
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, RegistryError, registry_path
+from gig_etl.lib.warehouse import connect_warehouse
 from gig_etl.simulate import generate_traffic, print_progress, produce_traffic
 from gig_etl.tick import outcome_lines, run_tick
 
@@ -37,10 +41,12 @@ def run_demo(
             f"run the demo with --port {existing.bootstrap_servers.rsplit(':', 1)[1]} or another GIG_ETL_HOME"
         )
     # The embedded broker keeps its topics in memory, so each demo starts its
-    # integration's raw data afresh: the offsets of a previous broker do not apply.
+    # integration afresh: a previous broker's offsets and messages do not apply.
     forgotten = RawStore(raw_root(home)).forget_integration(integration)
+    with connect_warehouse(warehouse_path(home)) as db:
+        clear_integration(db, integration)
     if forgotten:
-        echo(f"cleared {forgotten} raw files of the previous demo")
+        echo(f"cleared the previous demo: {forgotten} raw files and its warehouse rows")
     with EmbeddedBroker(port) as broker:
         echo(f"1/4 embedded broker on {broker.bootstrap_servers}")
         echo(f"2/4 simulating {customers:,} customers of tenant {tenant!r} (seed {seed}, chaos {chaos})")
@@ -64,3 +70,34 @@ def run_demo(
         if not outcome.success:
             raise SystemExit(1)
     echo(f"raw Parquet under {raw_root(home) / integration}; runs in the Dagster UI: make ui")
+    echo(f"warehouse {warehouse_path(home)}:")
+    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
+        for line in warehouse_summary(db, integration):
+            echo("    " + line)
+
+
+def warehouse_summary(db: duckdb.DuckDBPyConnection, integration: str) -> list[str]:
+    """A few lines on what the warehouse holds for one integration."""
+
+    def one(query: str) -> tuple:
+        return db.execute(query, [integration]).fetchall()[0]
+
+    lines = []
+    for table in ("profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine"):
+        lines.append(f"{table:<18} {one(f'SELECT count(*) FROM {table} WHERE integration = ?')[0]:>9,} rows")
+    for view in ("marketable_profiles", "player_value"):
+        lines.append(f"{view:<18} {one(f'SELECT count(*) FROM {view} WHERE integration = ?')[0]:>9,} rows (view)")
+    top = db.execute(
+        "SELECT event_name, event_count FROM event_catalog WHERE integration = ? ORDER BY event_count DESC LIMIT 3",
+        [integration],
+    ).fetchall()
+    lines.append("most frequent events: " + ", ".join(f"{name} {count:,}" for name, count in top))
+    # Group reasons by their wording, the quoted values masked.
+    reasons = db.execute(
+        "SELECT regexp_replace(reason, $$'[^']*'$$, '…', 'g') AS kind, count(*) FROM quarantine "
+        "WHERE integration = ? GROUP BY kind ORDER BY count(*) DESC, kind LIMIT 4",
+        [integration],
+    ).fetchall()
+    lines.append("quarantine, top reasons:")
+    lines += [f"  {count:>6,}  {kind}" for kind, count in reasons]
+    return lines

@@ -474,10 +474,11 @@ def _extra_message(chaos: str, template: dict, rng: random.Random, key: bytes) -
         kind = TopicKind.EVENTS
         value = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
         return SimulatedMessage(kind, key, value, chaos=chaos, event_type=event_type)
-    else:  # not_json: a truncated payload with a stray byte that is not UTF-8
+    else:  # not_json: a truncated payload, half of them with a byte that is not UTF-8
         kind = rng.choice((TopicKind.PROFILES, TopicKind.EVENTS))
         raw = json.dumps(envelope, separators=(",", ":")).encode()
-        return SimulatedMessage(kind, key, b"\xff" + raw[: rng.randrange(5, max(6, len(raw) // 2))], chaos=chaos)
+        garbage = raw[: rng.randrange(5, max(6, len(raw) // 2))]
+        return SimulatedMessage(kind, key, b"\xff" + garbage if rng.random() < 0.5 else garbage, chaos=chaos)
     value = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
     return SimulatedMessage(kind, key, value, chaos=chaos)
 
@@ -500,37 +501,43 @@ def _with_chaos(
     in order, and the re-sent duplicates to send later (so they arrive 'hours apart')."""
     out: list[SimulatedMessage] = []
     later: list[SimulatedMessage] = []
-    late: list[tuple[int, SimulatedMessage]] = []  # (position to send at, message)
+    held: list[tuple[int, SimulatedMessage]] = []  # late messages: (position they wait for, message)
+
+    def send(position: int, message: SimulatedMessage) -> None:
+        """Sends a message, then the late ones that waited for it."""
+        out.append(message)
+        released = [m for waits_for, m in held if waits_for == position]
+        held[:] = [(w, m) for w, m in held if w != position]
+        for late_message in released:
+            out.append(late_message)
+
     for position, (message, change) in enumerate(zip(messages, changes)):
-        for due_at, held in [x for x in late if x[0] <= position]:
-            out.append(held)
-            late.remove((due_at, held))
         if change.envelope is None or rng.random() >= rate:
-            out.append(message)
+            send(position, message)
             continue
         chaos = rng.choice(CHAOS_KINDS)
         if chaos in ("duplicate", "duplicate_other_partition"):
-            out.append(message)
+            send(position, message)
             shift = 1 if chaos == "duplicate_other_partition" else 0
             later.append(SimulatedMessage(message.kind, message.key, message.value, shift, chaos, message.event_type))
         elif chaos == "late":
             newer = _first_newer(changes, position)
             if newer is None:  # nothing newer follows: it cannot be late
-                out.append(message)
-            else:  # held back until after a newer change, and maybe a few more
-                due = min(len(messages), newer + 1 + rng.randrange(0, 3))
-                late.append((due, SimulatedMessage(message.kind, message.key, message.value, 0, chaos, message.event_type)))
+                send(position, message)
+            else:  # held back until a newer change, or one a little after it, has been sent
+                waits_for = min(len(messages) - 1, newer + rng.randrange(0, 3))
+                held.append((waits_for, SimulatedMessage(message.kind, message.key, message.value, 0, chaos, message.event_type)))
         elif chaos in ("unknown_attribute", "unknown_event_type", "not_json"):
-            out.append(message)
+            send(position, message)
             out.append(_extra_message(chaos, change.envelope, rng, message.key))
         else:
             spoiled = _spoil(change.envelope, chaos, rng)
             if spoiled is None:
-                out.append(message)
+                send(position, message)
             else:
                 value = json.dumps(spoiled, ensure_ascii=False, separators=(",", ":")).encode()
-                out.append(SimulatedMessage(message.kind, message.key, value, 0, chaos, message.event_type))
-    out.extend(held for _, held in late)
+                send(position, SimulatedMessage(message.kind, message.key, value, 0, chaos, message.event_type))
+    out.extend(m for _, m in held)  # waited for a message that was itself held: send last
     return out, later
 
 

@@ -82,16 +82,23 @@ def _failure_text(event) -> str:
 
 
 def outcome_lines(outcome: RunOutcome) -> list[str]:
-    """What a run did, for a terminal: a line for the run, one per asset."""
+    """What a run did, for a terminal: a line for the run, one per asset, one for the load."""
     if not outcome.success:
         return [f"{outcome.integration}: run {outcome.run_id} failed: {outcome.error}"]
     lines = [f"{outcome.integration}: run {outcome.run_id} succeeded"]
+    load = None
     for asset, meta in sorted(outcome.metadata.items()):
-        if "rows" in meta:  # a drain
+        if "bytes_written" in meta:  # a drain
             lines.append(
                 f"  {asset}: {meta['rows']:,} messages from {meta['topic']} "
                 f"in {meta['files']} Parquet files ({meta['bytes_written']:,} bytes)"
             )
-        else:
-            lines.append(f"  {asset}: " + ", ".join(f"{k} {v}" for k, v in meta.items()))
+        elif "dagster/row_count" in meta:  # a warehouse table
+            lines.append(f"  {asset}: {meta['dagster/row_count']:,} rows")
+            load = meta
+    if load is not None:
+        lines.append(
+            f"  load: {load['read']:,} read = {load['loaded']:,} loaded + {load['duplicates']:,} duplicates "
+            f"+ {load['quarantined']:,} quarantined; {load['erasures']:,} erasures"
+        )
     return lines

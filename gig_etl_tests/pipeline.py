@@ -12,11 +12,11 @@ from gig_etl.defs.resources import (
     KafkaResource,
     WarehouseResource,
 )
-from gig_etl.defs.warehouse.assets import attribute_catalog
+from gig_etl.defs.warehouse.assets import warehouse_tables
 from gig_etl.lib.home import warehouse_path
 from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path
 
-ALL_ASSETS = [raw_profiles, raw_events, attribute_catalog]
+ALL_ASSETS = [raw_profiles, raw_events, warehouse_tables]
 
 
 def register(home: Path, name: str, tenant: str, bootstrap_servers: str, approve: bool = True, **settings) -> Integration:

@@ -12,6 +12,7 @@ from gig_etl.contract import (
     TopicKind,
     attribute_column,
     event_display_name,
+    field_spec,
     tenant_topics,
 )
 
@@ -48,6 +49,14 @@ def test_events_update_the_profile_through_shared_field_names():
     assert EVENT_TYPES["payment_deposit"].attribute_fields == ("currency", "lifetime_deposit_amount", "deposit_count")
     assert set(EVENT_TYPES["customer_consent"].attribute_fields) == set(SUBSCRIPTION_CHANNELS)
     assert EVENT_TYPES["customer_fpp"].attribute_fields == ("fpp_balance",)
+
+
+def test_every_event_field_has_a_declared_type():
+    for event in EVENT_TYPES.values():
+        for name in event.fields:
+            assert field_spec(name) is not None, (event.type, name)
+    assert field_spec("amount").type is AttributeType.DECIMAL
+    assert field_spec("loyalty_tier") is None
 
 
 def test_warehouse_names_and_types():

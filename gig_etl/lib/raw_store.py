@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gig_etl.contract import TopicKind
@@ -180,6 +181,36 @@ class RawStore:
             return [
                 RawBatch(b, i, k, t, self.root / p, n, size, c) for b, i, k, t, p, n, size, c in rows.fetchall()
             ]
+
+    def erase_keys(self, integration: str, keys: set[bytes], batch_ids: set[str] | None = None) -> int:
+        """Rewrites the integration's batches (or those named) without the messages
+        whose key is one of `keys`, tombstones aside; returns the files rewritten.
+        Used for erasure: what was erased in the warehouse goes from raw too."""
+        if not keys:
+            return 0
+        key_array = pa.array(sorted(keys), pa.binary())
+        rewritten = 0
+        for batch in self.batches(integration):
+            if batch_ids is not None and batch.batch_id not in batch_ids:
+                continue
+            table = pq.read_table(batch.path)
+            erased = pc.and_(pc.is_in(table["key"], value_set=key_array), pc.is_valid(table["value"]))
+            if not pc.any(erased).as_py():
+                continue
+            kept = table.filter(pc.invert(erased))
+            temporary = batch.path.with_suffix(".parquet.tmp")
+            pq.write_table(kept, temporary, row_group_size=PARQUET_ROW_GROUP_SIZE, compression=PARQUET_COMPRESSION)
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, batch.path)
+            _fsync_dir(batch.path.parent)
+            with closing(self._connect()) as db:
+                db.execute(
+                    "UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?",
+                    (kept.num_rows, batch.path.stat().st_size, batch.batch_id),
+                )
+            rewritten += 1
+        return rewritten
 
     def forget_integration(self, integration: str) -> int:
         """Deletes an integration's batches and offsets; returns how many files went."""

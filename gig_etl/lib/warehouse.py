@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 
+from gig_etl.contract import PROFILE_ATTRIBUTES
+
 
 class WarehouseLocked(RuntimeError):
     pass
@@ -28,8 +30,53 @@ def connect_warehouse(path: Path, lock_timeout_s: float = 300.0) -> duckdb.DuckD
                 raise WarehouseLocked(f"warehouse {path} is locked by another process: {exc}") from exc
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+    connection.execute("SET TimeZone = 'UTC'").fetchall()
     connection.execute(sql_text("schema.sql")).fetchall()
+    connection.execute(profiles_ddl()).fetchall()
+    connection.execute(sql_text("views.sql")).fetchall()
     return connection
+
+
+def profiles_ddl() -> str:
+    """`profiles`: one row per (integration, profile), a typed column per GiG
+    attribute; attributes first seen in data add columns (`add_profile_columns`)."""
+    columns = ",\n    ".join(f"{spec.column} {spec.type.duckdb_type}" for spec in PROFILE_ATTRIBUTES.values())
+    return f"""CREATE TABLE IF NOT EXISTS profiles (
+    integration VARCHAR NOT NULL,
+    profile_id  VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    {columns},
+    updated_at  TIMESTAMPTZ NOT NULL
+)"""
+
+
+def profile_columns(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The gig_ columns of `profiles` and their DuckDB types."""
+    rows = connection.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'profiles' AND column_name LIKE 'gig\\_%' ESCAPE '\\'"
+    ).fetchall()
+    return dict(rows)
+
+
+def sync_profile_columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Gives `profiles` a column for every catalogued attribute; a column whose
+    attribute is typed differently by two integrations becomes VARCHAR."""
+    wanted = dict(
+        connection.execute(
+            "SELECT attribute, CASE WHEN count(DISTINCT data_type) = 1 THEN any_value(data_type) ELSE 'VARCHAR' END "
+            "FROM attribute_catalog GROUP BY attribute"
+        ).fetchall()
+    )
+    existing = profile_columns(connection)
+    changed = []
+    for column, data_type in sorted(wanted.items()):
+        if column not in existing:
+            connection.execute(f'ALTER TABLE profiles ADD COLUMN "{column}" {data_type}').fetchall()
+            changed.append(column)
+        elif data_type == "VARCHAR" and existing[column] != "VARCHAR":
+            connection.execute(f'ALTER TABLE profiles ALTER "{column}" TYPE VARCHAR').fetchall()
+            changed.append(column)
+    return changed
 
 
 def sql_text(name: str) -> str:

@@ -1,5 +1,5 @@
 import dagster as dg
 
-from gig_etl.defs.warehouse.assets import attribute_catalog
+from gig_etl.defs.warehouse.assets import warehouse_tables
 
-defs = dg.Definitions(assets=[attribute_catalog])
+defs = dg.Definitions(assets=[warehouse_tables])

@@ -1,8 +1,102 @@
--- The warehouse's tables. Idempotent: run before every load.
+-- The warehouse's tables, apart from `profiles`, whose gig_<attribute> columns
+-- follow the contract and the attributes seen (see gig_etl/lib/warehouse.py).
+-- Idempotent: run on every connection.
+
 CREATE TABLE IF NOT EXISTS attribute_catalog (
     integration VARCHAR NOT NULL,
-    attribute   VARCHAR NOT NULL,   -- gig_<name>
-    data_type   VARCHAR NOT NULL,   -- the DuckDB type of the profiles column
-    created_at  TIMESTAMPTZ NOT NULL,
+    attribute   VARCHAR NOT NULL,      -- gig_<name>
+    data_type   VARCHAR NOT NULL,      -- the DuckDB type of the profiles column
+    created_at  TIMESTAMPTZ NOT NULL,  -- approval, for known attributes; else first occurred_at
     PRIMARY KEY (integration, attribute)
+);
+
+CREATE TABLE IF NOT EXISTS subscriptions (
+    integration VARCHAR NOT NULL,
+    profile_id  VARCHAR NOT NULL,
+    channel     VARCHAR NOT NULL,
+    subscribed  BOOLEAN,
+    updated_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (integration, profile_id, channel)
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    integration VARCHAR NOT NULL,
+    event_id    VARCHAR NOT NULL,      -- the message_id
+    event_type  VARCHAR NOT NULL,
+    event_name  VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    profile_id  VARCHAR,               -- null until the customer's identifier is known
+    occurred_at TIMESTAMPTZ NOT NULL,
+    properties  JSON NOT NULL,
+    topic       VARCHAR NOT NULL,
+    "partition" INTEGER NOT NULL,
+    "offset"    BIGINT NOT NULL,
+    PRIMARY KEY (integration, event_id)
+);
+
+CREATE TABLE IF NOT EXISTS event_catalog (
+    integration   VARCHAR NOT NULL,
+    event_type    VARCHAR NOT NULL,
+    event_name    VARCHAR NOT NULL,
+    first_seen_at TIMESTAMPTZ NOT NULL,  -- occurred_at of the first event of the type
+    last_seen_at  TIMESTAMPTZ NOT NULL,
+    event_count   BIGINT NOT NULL,
+    PRIMARY KEY (integration, event_type)
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    integration    VARCHAR NOT NULL,
+    topic          VARCHAR NOT NULL,
+    "partition"    INTEGER NOT NULL,
+    "offset"       BIGINT NOT NULL,
+    key            BLOB,
+    raw_value      BLOB,                 -- untouched
+    reason         VARCHAR NOT NULL,
+    quarantined_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (integration, topic, "partition", "offset")
+);
+
+-- Internal state, not for analysts.
+
+-- Every message_id applied, so a re-sent message changes nothing.
+CREATE TABLE IF NOT EXISTS seen_messages (
+    integration VARCHAR NOT NULL,
+    message_id  VARCHAR NOT NULL,
+    PRIMARY KEY (integration, message_id)
+);
+
+-- The newest value of each attribute of each customer; `profiles` is its pivot.
+-- value: the JSON scalar as text (strings unquoted), or JSON text for arrays.
+CREATE TABLE IF NOT EXISTS attribute_state (
+    integration VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    attribute   VARCHAR NOT NULL,       -- the GiG name, without gig_
+    value       VARCHAR,                -- null: cleared
+    occurred_at TIMESTAMPTZ NOT NULL,
+    kafka_ts    TIMESTAMPTZ,
+    "partition" INTEGER NOT NULL,
+    "offset"    BIGINT NOT NULL,
+    PRIMARY KEY (integration, customer_id, attribute)
+);
+
+-- Customers erased by a tombstone: later-arriving older messages stay erased.
+CREATE TABLE IF NOT EXISTS erasures (
+    integration VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    erased_at   TIMESTAMPTZ NOT NULL,   -- Kafka time of the tombstone
+    PRIMARY KEY (integration, customer_id)
+);
+
+-- Raw batches loaded, with the run's accounting: rows = loaded + duplicates + quarantined.
+CREATE TABLE IF NOT EXISTS loaded_batches (
+    integration VARCHAR NOT NULL,
+    batch_id    VARCHAR NOT NULL,
+    topic_kind  VARCHAR NOT NULL,
+    "rows"      BIGINT NOT NULL,
+    loaded      BIGINT NOT NULL,
+    duplicates  BIGINT NOT NULL,
+    quarantined BIGINT NOT NULL,
+    erasures    BIGINT NOT NULL,
+    loaded_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (integration, batch_id)
 );

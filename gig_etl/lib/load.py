@@ -1,0 +1,317 @@
+"""Loading raw batches into the warehouse, one DuckDB transaction per batch.
+
+The rules (GIG_STREAM.md, "What actually arrives"): a message_id seen before
+changes nothing; each attribute keeps its newest value; a tombstone erases the
+customer; bad input goes to `quarantine` with its reason. A batch's rows are
+always loaded + duplicates + quarantined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+
+from gig_etl.contract import TopicKind
+from gig_etl.lib.catalog import known_attribute_catalog
+from gig_etl.lib.parse import ParsedBatch, parse_raw_batch
+from gig_etl.lib.raw_store import RawBatch, RawStore
+from gig_etl.lib.registry import Integration
+from gig_etl.lib.transform import (
+    attribute_observations,
+    event_catalog_delta,
+    event_rows,
+    first_of_each_message,
+    new_attribute_types,
+    newest_observations,
+    profile_rows,
+    subscription_rows,
+    without_erased,
+)
+from gig_etl.lib.warehouse import profile_columns, sync_profile_columns
+
+# Tables holding an integration's data, cleared by a rebuild.
+INTEGRATION_TABLES = (
+    "profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine",
+    "seen_messages", "attribute_state", "erasures", "loaded_batches",
+)
+
+
+@dataclass
+class LoadCounts:
+    rows: int = 0  # raw messages read: loaded + duplicates + quarantined
+    loaded: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    erasures: int = 0  # tombstones applied (part of loaded)
+    erased_messages: int = 0  # messages about erased customers, dropped (part of loaded)
+    batches: int = 0
+
+    def __add__(self, other: LoadCounts) -> LoadCounts:
+        return LoadCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+def _rows(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> pl.DataFrame:
+    return pl.from_arrow(db.sql(query, params=params or []).to_arrow_table())
+
+
+def _run(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> None:
+    db.execute(query, params or []).fetchall()
+
+
+def seed_attribute_catalog(db: duckdb.DuckDBPyConnection, integration: Integration) -> int:
+    """Every attribute the contract knows, as of the approval; returns how many were new."""
+    seed = known_attribute_catalog(integration.name).with_columns(
+        created_at=pl.lit(datetime.fromisoformat(integration.approved_at or integration.created_at))
+    )
+    db.register("catalog_seed", seed.to_arrow())
+    [(added,)] = db.execute(
+        "INSERT INTO attribute_catalog BY NAME SELECT * FROM catalog_seed ON CONFLICT DO NOTHING"
+    ).fetchall()
+    return added
+
+
+def load_batch(db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch) -> LoadCounts:
+    """Loads one raw batch in one transaction: after a crash the warehouse is as
+    before the batch, and the next run loads it again."""
+    raw = pq.read_table(batch.path)
+    kind = TopicKind(batch.topic_kind)
+    parsed = parse_raw_batch(raw, kind, integration.tenant_id)
+    _run(db, "BEGIN TRANSACTION")
+    try:
+        counts = _apply_batch(db, integration, batch, kind, raw.num_rows, parsed)
+        _run(db, "COMMIT")
+    except BaseException:
+        _run(db, "ROLLBACK")
+        raise
+    return counts
+
+
+def _apply_batch(
+    db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch, kind: TopicKind, rows: int,
+    parsed: ParsedBatch,
+) -> LoadCounts:
+    name = integration.name
+    unique = first_of_each_message(parsed.messages.lazy()).collect()
+    db.register("batch_message_ids", unique.select("message_id").to_arrow())
+    seen = _rows(
+        db,
+        "SELECT b.message_id FROM batch_message_ids AS b "
+        "JOIN seen_messages AS s ON s.integration = ? AND s.message_id = b.message_id",
+        [name],
+    )
+    new = unique.join(seen, on="message_id", how="anti")
+    db.register("new_messages", new.select("message_id").to_arrow())
+    _run(db, "INSERT INTO seen_messages SELECT ?, message_id FROM new_messages", [name])
+
+    tombstones = parsed.tombstones.group_by("customer_id").agg(pl.col("kafka_ts").max().alias("erased_at"))
+    if tombstones.height:
+        _erase_customers(db, name, tombstones)
+
+    customers = pl.concat([new.select("customer_id"), tombstones.select("customer_id")]).unique()
+    db.register("batch_customers", customers.to_arrow())
+    erasures = _rows(
+        db,
+        "SELECT customer_id FROM erasures WHERE integration = ? AND customer_id IN (SELECT customer_id FROM batch_customers)",
+        [name],
+    )
+    kept = without_erased(new.lazy(), erasures.lazy()).collect()
+    observations = attribute_observations(kept.lazy(), parsed.fields.lazy(), kind)
+
+    new_types = new_attribute_types(observations, name).collect()
+    if new_types.height:
+        db.register("new_attribute_types", new_types.to_arrow())
+        _run(
+            db,
+            "INSERT INTO attribute_catalog BY NAME SELECT * FROM new_attribute_types "
+            "ON CONFLICT (integration, attribute) DO UPDATE SET "
+            "data_type = CASE WHEN attribute_catalog.data_type = excluded.data_type THEN excluded.data_type "
+            "ELSE 'VARCHAR' END, created_at = least(attribute_catalog.created_at, excluded.created_at)",
+        )
+        sync_profile_columns(db)
+
+    newest = newest_observations(observations).with_columns(pl.lit(name).alias("integration")).collect()
+    db.register("newest_values", newest.to_arrow())
+    _run(
+        db,
+        "INSERT INTO attribute_state BY NAME "
+        "SELECT integration, customer_id, attribute, value, occurred_at, kafka_ts, \"partition\", \"offset\" "
+        "FROM newest_values "
+        "ON CONFLICT (integration, customer_id, attribute) DO UPDATE SET "
+        "value = excluded.value, occurred_at = excluded.occurred_at, kafka_ts = excluded.kafka_ts, "
+        "\"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\" "
+        "WHERE row(excluded.occurred_at, excluded.kafka_ts, excluded.\"partition\", excluded.\"offset\") "
+        "> row(attribute_state.occurred_at, attribute_state.kafka_ts, attribute_state.\"partition\", attribute_state.\"offset\")",
+    )
+
+    touched = pl.concat([kept.select("customer_id"), tombstones.select("customer_id")]).unique()
+    profiles = _refresh_profiles(db, integration, touched)
+
+    if kind is TopicKind.EVENTS and kept.height:
+        events = (
+            event_rows(kept.lazy(), name)
+            .join(profiles.lazy().select("customer_id", "profile_id"), on="customer_id", how="left")
+            .collect()
+        )
+        db.register("new_events", events.to_arrow())
+        _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events ON CONFLICT DO NOTHING")
+        db.register("event_catalog_delta", event_catalog_delta(events.lazy()).collect().to_arrow())
+        _run(
+            db,
+            "INSERT INTO event_catalog BY NAME SELECT * FROM event_catalog_delta "
+            "ON CONFLICT (integration, event_type) DO UPDATE SET "
+            "first_seen_at = least(event_catalog.first_seen_at, excluded.first_seen_at), "
+            "last_seen_at = greatest(event_catalog.last_seen_at, excluded.last_seen_at), "
+            "event_count = event_catalog.event_count + excluded.event_count",
+        )
+
+    quarantined = parsed.quarantined.with_columns(
+        pl.lit(name).alias("integration"),
+        pl.lit(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
+    )
+    db.register("new_quarantine", quarantined.to_arrow())
+    _run(db, "INSERT INTO quarantine BY NAME SELECT * FROM new_quarantine ON CONFLICT DO NOTHING")
+
+    counts = LoadCounts(
+        rows=rows,
+        loaded=new.height + parsed.tombstones.height,
+        duplicates=parsed.messages.height - new.height,
+        quarantined=parsed.quarantined.height,
+        erasures=parsed.tombstones.height,
+        erased_messages=new.height - kept.height,
+        batches=1,
+    )
+    assert counts.loaded + counts.duplicates + counts.quarantined == rows, counts
+    _run(
+        db,
+        "INSERT INTO loaded_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [name, batch.batch_id, kind.value, rows, counts.loaded, counts.duplicates, counts.quarantined, counts.erasures],
+    )
+    return counts
+
+
+def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones: pl.DataFrame) -> None:
+    """Removes everything held about the customers, and remembers their erasure."""
+    db.register("erased_customers", tombstones.to_arrow())
+    _run(
+        db,
+        "INSERT INTO erasures SELECT ?, customer_id, erased_at FROM erased_customers "
+        "ON CONFLICT (integration, customer_id) DO UPDATE SET erased_at = greatest(erasures.erased_at, excluded.erased_at)",
+        [integration],
+    )
+    erased = "(SELECT customer_id FROM erased_customers)"
+    for table in ("attribute_state", "events"):
+        _run(db, f"DELETE FROM {table} WHERE integration = ? AND customer_id IN {erased}", [integration])
+    _run(
+        db,
+        f"DELETE FROM quarantine WHERE integration = ? AND key IN (SELECT encode(customer_id) FROM erased_customers)",
+        [integration],
+    )
+
+
+def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame) -> pl.DataFrame:
+    """Rebuilds the `profiles` and `subscriptions` rows of `customers` from their
+    attribute state; returns the new profile rows (customer_id, profile_id, ...)."""
+    name = integration.name
+    db.register("touched_customers", customers.to_arrow())
+    in_touched = "customer_id IN (SELECT customer_id FROM touched_customers)"
+    before = _rows(db, f"SELECT customer_id, profile_id FROM profiles WHERE integration = ? AND {in_touched}", [name])
+    _run(
+        db,
+        "DELETE FROM subscriptions WHERE integration = ? AND profile_id IN "
+        f"(SELECT profile_id FROM profiles WHERE integration = ? AND {in_touched})",
+        [name, name],
+    )
+    _run(db, f"DELETE FROM profiles WHERE integration = ? AND {in_touched}", [name])
+    state = _rows(
+        db, f"SELECT customer_id, attribute, value, occurred_at FROM attribute_state WHERE integration = ? AND {in_touched}",
+        [name],
+    )
+    columns = profile_columns(db)
+    profiles = profile_rows(
+        state.lazy(), name, integration.identifier, [c.removeprefix("gig_") for c in columns]
+    ).collect()
+    db.register("refreshed_profiles", profiles.to_arrow())
+    typed = ", ".join(
+        f'CAST("{c}"::JSON AS {t}) AS "{c}"' if t.endswith("[]") or t == "JSON" else f'CAST("{c}" AS {t}) AS "{c}"'
+        for c, t in columns.items()
+    )
+    _run(
+        db,
+        f"INSERT INTO profiles BY NAME SELECT integration, profile_id, customer_id, updated_at, {typed} "
+        "FROM refreshed_profiles",
+    )
+    db.register("refreshed_subscriptions", subscription_rows(state.lazy(), profiles.lazy()).collect().to_arrow())
+    _run(db, "INSERT INTO subscriptions BY NAME SELECT * FROM refreshed_subscriptions")
+
+    # Events keep the profile_id their customer has now: set where it changed
+    # (an identifier that arrived, changed or was cleared).
+    changed = (
+        customers.join(before, on="customer_id", how="left")
+        .join(profiles.select("customer_id", pl.col("profile_id").alias("now")), on="customer_id", how="left")
+        .filter(pl.col("profile_id").ne_missing(pl.col("now")))
+        .select("customer_id", pl.col("now").alias("profile_id"))
+    )
+    if changed.height:
+        db.register("changed_profile_ids", changed.to_arrow())
+        _run(
+            db,
+            "UPDATE events SET profile_id = c.profile_id FROM changed_profile_ids AS c "
+            "WHERE events.integration = ? AND events.customer_id = c.customer_id",
+            [name],
+        )
+    return profiles
+
+
+@dataclass
+class IntegrationLoad:
+    counts: dict[str, LoadCounts]  # per topic kind
+    raw_files_erased: int
+
+    @property
+    def total(self) -> LoadCounts:
+        return sum(self.counts.values(), LoadCounts())
+
+
+def load_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration) -> IntegrationLoad:
+    """Loads every raw batch of the integration not loaded before, oldest first,
+    then takes the erased customers out of raw Parquet too."""
+    seed_attribute_catalog(db, integration)
+    done = set(_rows(db, "SELECT batch_id FROM loaded_batches WHERE integration = ?", [integration.name])["batch_id"])
+    erased_before = set(erased_customers(db, integration.name))
+    counts = {kind.value: LoadCounts() for kind in TopicKind}
+    loaded_now: set[str] = set()
+    for batch in store.batches(integration.name):
+        if batch.batch_id not in done:
+            counts[batch.topic_kind] = counts[batch.topic_kind] + load_batch(db, integration, batch)
+            loaded_now.add(batch.batch_id)
+    erased_now = set(erased_customers(db, integration.name))
+    # New erasures reach back into every batch; earlier ones into what this run read.
+    rewritten = store.erase_keys(integration.name, {c.encode() for c in erased_now - erased_before})
+    rewritten += store.erase_keys(integration.name, {c.encode() for c in erased_before}, loaded_now)
+    return IntegrationLoad(counts, rewritten)
+
+
+def erased_customers(db: duckdb.DuckDBPyConnection, integration: str) -> list[str]:
+    return _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [integration])["customer_id"].to_list()
+
+
+def rebuild_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration) -> IntegrationLoad:
+    """The integration's tables again from raw Parquet alone, with no broker."""
+    clear_integration(db, integration.name)
+    return load_integration(db, store, integration)
+
+
+def clear_integration(db: duckdb.DuckDBPyConnection, integration: str) -> None:
+    """Removes every row of the integration from the warehouse, in one transaction."""
+    _run(db, "BEGIN TRANSACTION")
+    try:
+        for table in INTEGRATION_TABLES:
+            _run(db, f"DELETE FROM {table} WHERE integration = ?", [integration])
+        _run(db, "COMMIT")
+    except BaseException:
+        _run(db, "ROLLBACK")
+        raise

@@ -1,0 +1,209 @@
+"""Raw Kafka messages to validated envelopes and fields, or quarantine with a reason.
+
+DuckDB (in memory) shreds the JSON (`sql/shred_*.sql`); everything after is
+polars: the checks below read their rules from `gig_etl.contract`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from gig_etl.contract import (
+    EVENT_FIELDS,
+    PROFILE_ATTRIBUTES,
+    PROFILE_MESSAGE_TYPE,
+    SCHEMA_VERSION,
+    AttributeType,
+    TopicKind,
+)
+from gig_etl.lib.warehouse import sql_text
+
+# RFC 3339 date-time; the zone (Z or ±hh:mm) is what "without a zone" lacks.
+_RFC3339_LOCAL = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?"
+_RFC3339 = _RFC3339_LOCAL + r"([Zz]|[+-]\d{2}:\d{2})$"
+_NUMBER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT", "DOUBLE"]
+_INTEGER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT"]
+
+# The envelope's fields and the JSON types they must have.
+_ENVELOPE_TYPES = {
+    "schema_version": _INTEGER_TYPES,
+    "message_id": ["VARCHAR"],
+    "tenant_id": ["VARCHAR"],
+    "customer_id": ["VARCHAR"],
+    "type": ["VARCHAR"],
+    "occurred_at": ["VARCHAR"],
+    "data": ["OBJECT"],
+}
+
+_EXPECTED = {
+    AttributeType.STRING: "a string",
+    AttributeType.DATE: "a date (YYYY-MM-DD)",
+    AttributeType.TIMESTAMP: "an RFC 3339 time with a zone",
+    AttributeType.INTEGER: "an integer",
+    AttributeType.DECIMAL: "a decimal number",
+    AttributeType.BOOLEAN: "a boolean",
+    AttributeType.STRING_LIST: "a list of strings",
+}
+
+VALID_MESSAGE_SCHEMA = pl.Schema(
+    {
+        "topic": pl.String,
+        "partition": pl.Int32,
+        "offset": pl.Int64,
+        "kafka_ts": pl.Datetime("us", "UTC"),
+        "message_id": pl.String,
+        "customer_id": pl.String,
+        "type": pl.String,
+        "occurred_at": pl.Datetime("us", "UTC"),
+        "data": pl.String,
+    }
+)
+FIELD_SCHEMA = pl.Schema(
+    {"partition": pl.Int32, "offset": pl.Int64, "field": pl.String, "json_type": pl.String, "value": pl.String}
+)
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    messages: pl.DataFrame  # valid envelopes (VALID_MESSAGE_SCHEMA)
+    fields: pl.DataFrame  # their data entries (FIELD_SCHEMA), by (partition, offset)
+    tombstones: pl.DataFrame  # customer_id, kafka_ts, partition, offset
+    quarantined: pl.DataFrame  # topic, partition, offset, key, raw_value, reason
+
+
+def shred(raw: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The envelope of each raw message, and the entries of each `data` object."""
+    with duckdb.connect() as db:
+        db.execute("SET TimeZone = 'UTC'").fetchall()
+        db.register("raw_batch", raw)
+        shredded = db.sql(sql_text("shred_messages.sql")).to_arrow_table()
+        db.register("shredded", shredded)
+        fields = db.sql(sql_text("shred_fields.sql")).to_arrow_table()
+    return pl.from_arrow(shredded), pl.from_arrow(fields).cast(FIELD_SCHEMA)
+
+
+def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
+    """The first thing wrong with a message's envelope, or null if nothing is."""
+    expr = pl.when(pl.col("is_null")).then(
+        pl.lit(None if kind is TopicKind.PROFILES else "null value on the events topic", pl.String)
+    )
+    expr = expr.when(~pl.col("is_text")).then(pl.lit("value is not UTF-8 text"))
+    expr = expr.when(~pl.col("is_object")).then(pl.lit("value is not a JSON object"))
+    for field, types in _ENVELOPE_TYPES.items():
+        json_type = pl.col(f"{field}_type")
+        expr = expr.when(json_type.is_null()).then(pl.lit(f"envelope field {field} is missing"))
+        expr = expr.when(~json_type.is_in(types)).then(
+            pl.format(f"envelope field {field} is {{}}, not {types[0].lower()}", json_type.str.to_lowercase())
+        )
+    expr = expr.when(pl.col("schema_version") != str(SCHEMA_VERSION)).then(
+        pl.format("unsupported schema_version {}", pl.col("schema_version"))
+    )
+    expr = expr.when(pl.col("tenant_id") != tenant_id).then(
+        pl.format(f"tenant_id '{{}}' differs from the integration tenant '{tenant_id}'", pl.col("tenant_id"))
+    )
+    expr = expr.when(pl.col("customer_id").str.len_chars() == 0).then(pl.lit("customer_id is empty"))
+    occurred = pl.col("occurred_at_text")
+    expr = expr.when(occurred.str.contains(_RFC3339_LOCAL + "$")).then(
+        pl.format("occurred_at '{}' has no zone offset", occurred)
+    )
+    expr = expr.when(~occurred.str.contains(_RFC3339)).then(
+        pl.format("occurred_at '{}' is not an RFC 3339 time", occurred)
+    )
+    if kind is TopicKind.PROFILES:
+        expr = expr.when(pl.col("type") != PROFILE_MESSAGE_TYPE).then(
+            pl.format("type '{}' on the profiles topic", pl.col("type"))
+        )
+    else:
+        expr = expr.when(pl.col("type") == PROFILE_MESSAGE_TYPE).then(pl.lit("type 'profile' on the events topic"))
+    return expr.otherwise(None)
+
+
+def _field_rules() -> pl.DataFrame:
+    """One row per field the contract types: its type, closed values and range."""
+    specs = list(PROFILE_ATTRIBUTES.values()) + list(EVENT_FIELDS.values())
+    return pl.DataFrame(
+        {
+            "field": [s.name for s in specs],
+            "kind": [s.type.value for s in specs],
+            "allowed": [list(s.allowed) if s.allowed else None for s in specs],
+            "min_value": [s.min_value for s in specs],
+            "max_value": [s.max_value for s in specs],
+            "expected": [
+                f"one of {', '.join(s.allowed)}" if s.allowed
+                else f"an integer from {s.min_value} to {s.max_value}" if s.min_value is not None
+                else _EXPECTED[s.type]
+                for s in specs
+            ],
+        },
+        schema={
+            "field": pl.String, "kind": pl.String, "allowed": pl.List(pl.String),
+            "min_value": pl.Int64, "max_value": pl.Int64, "expected": pl.String,
+        },
+    )
+
+
+def _fits_kind() -> pl.Expr:
+    t, value, kind = pl.col("json_type"), pl.col("value"), pl.col("kind")
+    number = value.cast(pl.Float64, strict=False)
+    return (
+        pl.when(t == "NULL").then(True)  # null clears the attribute
+        .when(kind == AttributeType.STRING.value).then(t == "VARCHAR")
+        .when(kind == AttributeType.DATE.value).then(
+            (t == "VARCHAR") & value.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+            & value.str.to_date("%Y-%m-%d", strict=False).is_not_null()
+        )
+        .when(kind == AttributeType.TIMESTAMP.value).then((t == "VARCHAR") & value.str.contains(_RFC3339))
+        .when(kind == AttributeType.INTEGER.value).then(t.is_in(_INTEGER_TYPES))
+        .when(kind == AttributeType.DECIMAL.value).then(t.is_in(_NUMBER_TYPES))
+        .when(kind == AttributeType.BOOLEAN.value).then(t == "BOOLEAN")
+        .when(kind == AttributeType.STRING_LIST.value).then(t == "ARRAY")
+        .otherwise(True)  # an unknown field: any type is an attribute's first value
+        & (pl.col("allowed").is_null() | (t == "NULL") | pl.col("allowed").list.contains(value))
+        & (pl.col("min_value").is_null() | (t == "NULL") | number.is_between(pl.col("min_value"), pl.col("max_value")))
+    )
+
+
+def field_problems(fields: pl.LazyFrame) -> pl.LazyFrame:
+    """Per (partition, offset), the first field whose value does not fit its declared type."""
+    return (
+        fields.join(_field_rules().lazy(), on="field", how="left")
+        .filter(~_fits_kind())
+        .group_by("partition", "offset")
+        .agg(pl.format("{} '{}' is not {}", "field", "value", "expected").sort_by("field").first().alias("field_problem"))
+    )
+
+
+def parse_raw_batch(raw: pa.Table, kind: TopicKind, tenant_id: str) -> ParsedBatch:
+    shredded, fields = shred(raw)
+    checked = (
+        shredded.lazy()
+        .with_columns(reason=envelope_problem(kind, tenant_id))
+        .join(field_problems(fields.lazy()), on=["partition", "offset"], how="left")
+        .with_columns(reason=pl.coalesce("reason", "field_problem"))
+        .collect()
+    )
+    valid = checked.filter(pl.col("reason").is_null() & ~pl.col("is_null"))
+    messages = valid.select(
+        "topic", "partition", "offset", "kafka_ts", "message_id", "customer_id", "type",
+        pl.col("occurred_at_text")
+        .str.replace(r"[Zz]$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us", time_zone="UTC", strict=False)
+        .alias("occurred_at"),
+        "data",
+    ).cast(VALID_MESSAGE_SCHEMA)
+    tombstones = checked.filter(pl.col("is_null") & pl.col("reason").is_null()).select(
+        pl.col("key").cast(pl.String, strict=False).alias("customer_id"), "kafka_ts", "partition", "offset"
+    )
+    quarantined = checked.filter(pl.col("reason").is_not_null()).select(
+        "topic", "partition", "offset", "key", pl.col("value").alias("raw_value"), "reason"
+    )
+    return ParsedBatch(
+        messages=messages,
+        fields=fields.join(valid.select("partition", "offset"), on=["partition", "offset"], how="semi"),
+        tombstones=tombstones,
+        quarantined=quarantined,
+    )

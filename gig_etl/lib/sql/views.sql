@@ -1,0 +1,67 @@
+-- Views for analysts. Run after `profiles` exists.
+
+-- Profiles that may receive marketing on a channel. Responsible gambling comes
+-- first: a blocked, self-excluded or test profile is never here, whatever the consent.
+CREATE OR REPLACE VIEW marketable_profiles AS
+SELECT s.integration, s.profile_id, s.channel
+FROM subscriptions AS s
+JOIN profiles AS p USING (integration, profile_id)
+WHERE s.subscribed
+  AND p.gig_is_blocked IS NOT TRUE
+  AND (p.gig_self_excluded_until IS NULL OR p.gig_self_excluded_until <= now())
+  AND p.gig_is_test_account IS NOT TRUE;
+
+-- Per profile: approved deposits and withdrawals over 7, 30 and 90 days, each
+-- payment once, at its newest status; net deposit, last deposit, last activity.
+CREATE OR REPLACE VIEW player_value AS
+WITH payments AS (
+    SELECT
+        integration, customer_id, event_type,
+        properties->>'payment_id' AS payment_id,
+        last(properties->>'status' ORDER BY occurred_at, "partition", "offset") AS status,
+        last(TRY_CAST(properties->>'amount' AS DECIMAL(18,4)) ORDER BY occurred_at, "partition", "offset") AS amount,
+        min(occurred_at) AS made_at
+    FROM events
+    WHERE event_type IN ('payment_deposit', 'payment_withdrawal')
+    GROUP BY ALL
+), approved AS (
+    SELECT * FROM payments WHERE status = 'approved'
+), per_customer AS (
+    SELECT
+        integration, customer_id,
+        count(*) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 7 DAY) AS deposits_7d,
+        coalesce(sum(amount) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 7 DAY), 0) AS deposit_amount_7d,
+        count(*) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 30 DAY) AS deposits_30d,
+        coalesce(sum(amount) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 30 DAY), 0) AS deposit_amount_30d,
+        count(*) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 90 DAY) AS deposits_90d,
+        coalesce(sum(amount) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 90 DAY), 0) AS deposit_amount_90d,
+        count(*) FILTER (event_type = 'payment_withdrawal' AND made_at >= now() - INTERVAL 7 DAY) AS withdrawals_7d,
+        coalesce(sum(amount) FILTER (event_type = 'payment_withdrawal' AND made_at >= now() - INTERVAL 7 DAY), 0) AS withdrawal_amount_7d,
+        count(*) FILTER (event_type = 'payment_withdrawal' AND made_at >= now() - INTERVAL 30 DAY) AS withdrawals_30d,
+        coalesce(sum(amount) FILTER (event_type = 'payment_withdrawal' AND made_at >= now() - INTERVAL 30 DAY), 0) AS withdrawal_amount_30d,
+        count(*) FILTER (event_type = 'payment_withdrawal' AND made_at >= now() - INTERVAL 90 DAY) AS withdrawals_90d,
+        coalesce(sum(amount) FILTER (event_type = 'payment_withdrawal' AND made_at >= now() - INTERVAL 90 DAY), 0) AS withdrawal_amount_90d,
+        coalesce(sum(amount) FILTER (event_type = 'payment_deposit'), 0)
+            - coalesce(sum(amount) FILTER (event_type = 'payment_withdrawal'), 0) AS net_deposit,
+        max(made_at) FILTER (event_type = 'payment_deposit') AS last_deposit_at
+    FROM approved
+    GROUP BY ALL
+), activity AS (
+    SELECT integration, customer_id, max(occurred_at) AS last_activity_at FROM events GROUP BY ALL
+)
+SELECT
+    p.integration, p.profile_id, p.customer_id,
+    coalesce(c.deposits_7d, 0) AS deposits_7d, coalesce(c.deposit_amount_7d, 0) AS deposit_amount_7d,
+    coalesce(c.deposits_30d, 0) AS deposits_30d, coalesce(c.deposit_amount_30d, 0) AS deposit_amount_30d,
+    coalesce(c.deposits_90d, 0) AS deposits_90d, coalesce(c.deposit_amount_90d, 0) AS deposit_amount_90d,
+    coalesce(c.withdrawals_7d, 0) AS withdrawals_7d, coalesce(c.withdrawal_amount_7d, 0) AS withdrawal_amount_7d,
+    coalesce(c.withdrawals_30d, 0) AS withdrawals_30d, coalesce(c.withdrawal_amount_30d, 0) AS withdrawal_amount_30d,
+    coalesce(c.withdrawals_90d, 0) AS withdrawals_90d, coalesce(c.withdrawal_amount_90d, 0) AS withdrawal_amount_90d,
+    coalesce(c.net_deposit, 0) AS net_deposit,
+    c.last_deposit_at,
+    a.last_activity_at,
+    p.gig_casino_lifetime_win AS casino_lifetime_win,
+    p.gig_sports_lifetime_win AS sports_lifetime_win
+FROM profiles AS p
+LEFT JOIN per_customer AS c USING (integration, customer_id)
+LEFT JOIN activity AS a USING (integration, customer_id);

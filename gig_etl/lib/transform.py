@@ -1,0 +1,136 @@
+"""Validated messages to warehouse rows: plain polars, LazyFrame in, LazyFrame out."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from gig_etl.contract import EVENT_TYPES, PROFILE_ATTRIBUTES, SUBSCRIPTION_CHANNELS, TopicKind, attribute_column
+
+# The order in which two values of one attribute are compared: the newer
+# occurred_at wins; on a tie, the later Kafka position.
+NEWEST_LAST = ["occurred_at", "kafka_ts", "partition", "offset"]
+
+# The DuckDB type a new attribute's first JSON values suggest; any conflict widens to VARCHAR.
+_INFERRED_TYPES = {
+    "VARCHAR": "VARCHAR", "BOOLEAN": "BOOLEAN", "UBIGINT": "BIGINT", "BIGINT": "BIGINT",
+    "HUGEINT": "BIGINT", "DOUBLE": "DOUBLE", "ARRAY": "JSON", "OBJECT": "JSON",
+}
+
+OBSERVATION_SCHEMA = pl.Schema(
+    {
+        "customer_id": pl.String,
+        "attribute": pl.String,
+        "json_type": pl.String,
+        "value": pl.String,
+        "occurred_at": pl.Datetime("us", "UTC"),
+        "kafka_ts": pl.Datetime("us", "UTC"),
+        "partition": pl.Int32,
+        "offset": pl.Int64,
+    }
+)
+
+
+def first_of_each_message(messages: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per message_id: a re-sent copy (same id) is dropped, the first kept."""
+    return messages.sort("partition", "offset").unique("message_id", keep="first", maintain_order=True)
+
+
+def without_erased(messages: pl.LazyFrame, erasures: pl.LazyFrame) -> pl.LazyFrame:
+    """Drops messages about erased customers: an erased customer stays erased,
+    whatever arrives about them later (GiG does not reuse customer ids)."""
+    return messages.join(erasures.select("customer_id"), on="customer_id", how="anti")
+
+
+def attribute_observations(messages: pl.LazyFrame, fields: pl.LazyFrame, kind: TopicKind) -> pl.LazyFrame:
+    """Every attribute value the messages carry: a profile change's every field; an
+    event's fields that share a name with a profile attribute (GIG_STREAM.md, Events)."""
+    if kind is TopicKind.EVENTS:
+        fields = fields.filter(pl.col("field").is_in(list(PROFILE_ATTRIBUTES)))
+    return (
+        fields.join(
+            messages.select("partition", "offset", "customer_id", "occurred_at", "kafka_ts"),
+            on=["partition", "offset"],
+        )
+        .rename({"field": "attribute"})
+        .select(OBSERVATION_SCHEMA.names())
+    )
+
+
+def newest_observations(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """The newest value of each (customer, attribute) among `observations`."""
+    return observations.sort(NEWEST_LAST).unique(["customer_id", "attribute"], keep="last")
+
+
+def event_rows(messages: pl.LazyFrame, integration: str) -> pl.LazyFrame:
+    names = {t: e.display_name for t, e in EVENT_TYPES.items()}
+    return messages.select(
+        pl.lit(integration).alias("integration"),
+        pl.col("message_id").alias("event_id"),
+        pl.col("type").alias("event_type"),
+        # An unknown event type is still an event, named after its type.
+        pl.col("type").replace_strict(names, default=pl.col("type")).alias("event_name"),
+        "customer_id",
+        "occurred_at",
+        pl.col("data").alias("properties"),
+        "topic",
+        "partition",
+        "offset",
+    )
+
+
+def event_catalog_delta(events: pl.LazyFrame) -> pl.LazyFrame:
+    return events.group_by("integration", "event_type").agg(
+        pl.col("event_name").first(),
+        pl.col("occurred_at").min().alias("first_seen_at"),
+        pl.col("occurred_at").max().alias("last_seen_at"),
+        pl.len().cast(pl.Int64).alias("event_count"),
+    )
+
+
+def new_attribute_types(observations: pl.LazyFrame, integration: str) -> pl.LazyFrame:
+    """Catalog rows for attributes the contract does not know, with the type their
+    values suggest (VARCHAR where they disagree or are only null)."""
+    unknown = observations.filter(~pl.col("attribute").is_in(list(PROFILE_ATTRIBUTES)))
+    return unknown.group_by("attribute").agg(
+        pl.col("json_type").filter(pl.col("json_type") != "NULL")
+        .replace_strict(_INFERRED_TYPES, default="VARCHAR").unique().alias("types"),
+        pl.col("occurred_at").min().alias("created_at"),
+    ).select(
+        pl.lit(integration).alias("integration"),
+        pl.format("gig_{}", "attribute").alias("attribute"),
+        pl.when(pl.col("types").list.len() == 1).then(pl.col("types").list.first()).otherwise(pl.lit("VARCHAR"))
+        .alias("data_type"),
+        "created_at",
+    )
+
+
+def profile_rows(state: pl.LazyFrame, integration: str, identifier: str, attributes: list[str]) -> pl.LazyFrame:
+    """`profiles` rows (values as text, typed on insert) from the attribute state of
+    some customers: one per customer whose identifier is known."""
+    wide = state.group_by("customer_id").agg(
+        *[
+            pl.col("value").filter(pl.col("attribute") == name).first().alias(attribute_column(name))
+            for name in attributes
+        ],
+        pl.col("occurred_at").max().alias("updated_at"),
+    )
+    profile_id = pl.col("customer_id") if identifier == "customer_id" else pl.col(attribute_column(identifier))
+    return (
+        wide.with_columns(pl.lit(integration).alias("integration"), profile_id.alias("profile_id"))
+        .filter(pl.col("profile_id").is_not_null())  # held back until the identifier arrives
+    )
+
+
+def subscription_rows(state: pl.LazyFrame, profiles: pl.LazyFrame) -> pl.LazyFrame:
+    """Each profile's channel subscriptions, from its subscription attributes."""
+    return (
+        state.filter(pl.col("attribute").is_in(list(SUBSCRIPTION_CHANNELS)))
+        .join(profiles.select("integration", "customer_id", "profile_id"), on="customer_id")
+        .select(
+            "integration",
+            "profile_id",
+            pl.col("attribute").replace_strict(dict(SUBSCRIPTION_CHANNELS)).alias("channel"),
+            (pl.col("value") == "true").alias("subscribed"),  # null: cleared, unknown
+            pl.col("occurred_at").alias("updated_at"),
+        )
+    )
