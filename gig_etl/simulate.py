@@ -145,6 +145,33 @@ def format_timestamp(moment: datetime, offset_hours: int = 0) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def envelope(
+    tenant: str, customer_id: str, type_: str, occurred_at: datetime | str, data: dict, message_id: str | None = None
+) -> dict:
+    """A GiG envelope, for hand-written scenarios; `occurred_at` as given if text."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "message_id": message_id or str(uuid.uuid4()),
+        "tenant_id": tenant,
+        "customer_id": customer_id,
+        "type": type_,
+        "occurred_at": occurred_at if isinstance(occurred_at, str) else format_timestamp(occurred_at),
+        "data": data,
+    }
+
+
+def message(
+    kind: TopicKind, key: str | bytes, value: dict | bytes | None, partition_shift: int = 0
+) -> SimulatedMessage:
+    """One message to produce: an envelope (encoded as GiG does), raw bytes, or a tombstone."""
+    key_bytes = key.encode() if isinstance(key, str) else key
+    if isinstance(value, dict):
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        event_type = value.get("type") if kind is TopicKind.EVENTS else None
+        return SimulatedMessage(kind, key_bytes, encoded, partition_shift, event_type=event_type)
+    return SimulatedMessage(kind, key_bytes, value, partition_shift)
+
+
 @dataclass
 class _Change:
     """One message of a customer's life before encoding: an envelope or a tombstone."""

@@ -53,48 +53,50 @@ def registry_resource(tmp_path) -> IntegrationRegistryResource:
 
 def test_sensor_skips_then_adds_the_partition_and_requests_one_run_on_approval(registry_resource, tmp_path):
     registry = IntegrationRegistry(registry_path(tmp_path))
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"integration_registry": registry_resource})
-        skipped = integration_approval_sensor(context)
-        assert isinstance(skipped, dg.SkipReason)
-        assert "no integration exists yet" in skipped.skip_message
+    # Not instance_for_test(): it leaves a process-wide reference behind that
+    # breaks later Definitions loads (dagster 1.13).
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(instance=instance, resources={"integration_registry": registry_resource})
+    skipped = integration_approval_sensor(context)
+    assert isinstance(skipped, dg.SkipReason)
+    assert "no integration exists yet" in skipped.skip_message
 
-        registry.create("acme", "acme-casino", "b:9092")
-        skipped = integration_approval_sensor(context)
-        assert skipped.skip_message == "no approved integration: acme is awaiting_approval"
+    registry.create("acme", "acme-casino", "b:9092")
+    skipped = integration_approval_sensor(context)
+    assert skipped.skip_message == "no approved integration: acme is awaiting_approval"
 
-        approved = registry.approve("acme")
-        result = integration_approval_sensor(context)
-        assert isinstance(result, dg.SensorResult)
-        [request] = result.run_requests
-        assert (request.partition_key, request.run_key) == ("acme", f"approved:acme@{approved.approved_at}")
-        [add] = result.dynamic_partitions_requests
-        assert (add.partitions_def_name, list(add.partition_keys)) == (integrations_partitions.name, ["acme"])
+    approved = registry.approve("acme")
+    result = integration_approval_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    [request] = result.run_requests
+    assert (request.partition_key, request.run_key) == ("acme", f"approved:acme@{approved.approved_at}")
+    [add] = result.dynamic_partitions_requests
+    assert (add.partitions_def_name, list(add.partition_keys)) == (integrations_partitions.name, ["acme"])
 
-        instance.add_dynamic_partitions(integrations_partitions.name, ["acme"])
-        context = dg.build_sensor_context(
-            instance=instance, cursor=result.cursor, resources={"integration_registry": registry_resource}
-        )
-        assert json.loads(result.cursor) == [f"acme@{approved.approved_at}"]
-        again = integration_approval_sensor(context)
-        assert isinstance(again, dg.SkipReason) and "no new approval" in again.skip_message
+    instance.add_dynamic_partitions(integrations_partitions.name, ["acme"])
+    context = dg.build_sensor_context(
+        instance=instance, cursor=result.cursor, resources={"integration_registry": registry_resource}
+    )
+    assert json.loads(result.cursor) == [f"acme@{approved.approved_at}"]
+    again = integration_approval_sensor(context)
+    assert isinstance(again, dg.SkipReason) and "no new approval" in again.skip_message
 
 
 def test_schedule_requests_each_approved_partition_and_skips_naming_statuses(registry_resource, tmp_path):
     registry = IntegrationRegistry(registry_path(tmp_path))
     registry.create("acme", "acme-casino", "b:9092")
     registry.create("beta", "beta-casino", "b:9092")
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance, resources={"integration_registry": registry_resource},
-            scheduled_execution_time=datetime(2026, 11, 24, 10, 5),
-        )
-        skipped = refresh_schedule(context)
-        assert isinstance(skipped, dg.SkipReason)
-        assert skipped.skip_message == "nothing to refresh: acme is awaiting_approval, beta is awaiting_approval"
+    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path))
+    context = dg.build_schedule_context(
+        instance=instance, resources={"integration_registry": registry_resource},
+        scheduled_execution_time=datetime(2026, 11, 24, 10, 5),
+    )
+    skipped = refresh_schedule(context)
+    assert isinstance(skipped, dg.SkipReason)
+    assert skipped.skip_message == "nothing to refresh: acme is awaiting_approval, beta is awaiting_approval"
 
-        registry.approve("beta")
-        instance.add_dynamic_partitions(integrations_partitions.name, ["beta"])
-        [request] = refresh_schedule(context)
-        assert request.partition_key == "beta"
-        assert request.run_key == "beta:2026-11-24T10:05:00"
+    registry.approve("beta")
+    instance.add_dynamic_partitions(integrations_partitions.name, ["beta"])
+    [request] = refresh_schedule(context)
+    assert request.partition_key == "beta"
+    assert request.run_key == "beta:2026-11-24T10:05:00"

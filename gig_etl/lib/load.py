@@ -22,7 +22,6 @@ from gig_etl.lib.raw_store import RawBatch, RawStore
 from gig_etl.lib.registry import Integration
 from gig_etl.lib.transform import (
     attribute_observations,
-    event_catalog_delta,
     event_rows,
     first_of_each_message,
     new_attribute_types,
@@ -108,8 +107,9 @@ def _apply_batch(
     _run(db, "INSERT INTO seen_messages SELECT ?, message_id FROM new_messages", [name])
 
     tombstones = parsed.tombstones.group_by("customer_id").agg(pl.col("kafka_ts").max().alias("erased_at"))
+    catalog_types: set[str] = set()  # event types whose catalog row this batch changes
     if tombstones.height:
-        _erase_customers(db, name, tombstones)
+        catalog_types |= _erase_customers(db, name, tombstones)
 
     customers = pl.concat([new.select("customer_id"), tombstones.select("customer_id")]).unique()
     db.register("batch_customers", customers.to_arrow())
@@ -158,15 +158,8 @@ def _apply_batch(
         )
         db.register("new_events", events.to_arrow())
         _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events ON CONFLICT DO NOTHING")
-        db.register("event_catalog_delta", event_catalog_delta(events.lazy()).collect().to_arrow())
-        _run(
-            db,
-            "INSERT INTO event_catalog BY NAME SELECT * FROM event_catalog_delta "
-            "ON CONFLICT (integration, event_type) DO UPDATE SET "
-            "first_seen_at = least(event_catalog.first_seen_at, excluded.first_seen_at), "
-            "last_seen_at = greatest(event_catalog.last_seen_at, excluded.last_seen_at), "
-            "event_count = event_catalog.event_count + excluded.event_count",
-        )
+        catalog_types |= set(events["event_type"])
+    _refresh_event_catalog(db, name, catalog_types)
 
     quarantined = parsed.quarantined.with_columns(
         pl.lit(name).alias("integration"),
@@ -193,8 +186,9 @@ def _apply_batch(
     return counts
 
 
-def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones: pl.DataFrame) -> None:
-    """Removes everything held about the customers, and remembers their erasure."""
+def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones: pl.DataFrame) -> set[str]:
+    """Removes everything held about the customers, and remembers their erasure.
+    Returns the event types of the events it removed."""
     db.register("erased_customers", tombstones.to_arrow())
     _run(
         db,
@@ -203,11 +197,36 @@ def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones
         [integration],
     )
     erased = "(SELECT customer_id FROM erased_customers)"
+    erased_types = _rows(
+        db, f"SELECT DISTINCT event_type FROM events WHERE integration = ? AND customer_id IN {erased}", [integration]
+    )
     for table in ("attribute_state", "events"):
         _run(db, f"DELETE FROM {table} WHERE integration = ? AND customer_id IN {erased}", [integration])
     _run(
         db,
-        f"DELETE FROM quarantine WHERE integration = ? AND key IN (SELECT encode(customer_id) FROM erased_customers)",
+        "DELETE FROM quarantine WHERE integration = ? AND key IN (SELECT encode(customer_id) FROM erased_customers)",
+        [integration],
+    )
+    return set(erased_types["event_type"])
+
+
+def _refresh_event_catalog(db: duckdb.DuckDBPyConnection, integration: str, event_types: set[str]) -> None:
+    """The catalog rows of `event_types`, from the events held: a function of
+    `events`, so erasures and the order batches load in cannot skew it."""
+    if not event_types:
+        return
+    db.register("catalog_event_types", pl.DataFrame({"event_type": sorted(event_types)}).to_arrow())
+    _run(
+        db,
+        "DELETE FROM event_catalog WHERE integration = ? AND event_type IN (SELECT event_type FROM catalog_event_types)",
+        [integration],
+    )
+    _run(
+        db,
+        "INSERT INTO event_catalog "
+        "SELECT integration, event_type, any_value(event_name), min(occurred_at), max(occurred_at), count(*) "
+        "FROM events WHERE integration = ? AND event_type IN (SELECT event_type FROM catalog_event_types) "
+        "GROUP BY integration, event_type",
         [integration],
     )
 

@@ -78,15 +78,6 @@ def event_rows(messages: pl.LazyFrame, integration: str) -> pl.LazyFrame:
     )
 
 
-def event_catalog_delta(events: pl.LazyFrame) -> pl.LazyFrame:
-    return events.group_by("integration", "event_type").agg(
-        pl.col("event_name").first(),
-        pl.col("occurred_at").min().alias("first_seen_at"),
-        pl.col("occurred_at").max().alias("last_seen_at"),
-        pl.len().cast(pl.Int64).alias("event_count"),
-    )
-
-
 def new_attribute_types(observations: pl.LazyFrame, integration: str) -> pl.LazyFrame:
     """Catalog rows for attributes the contract does not know, with the type their
     values suggest (VARCHAR where they disagree or are only null)."""
