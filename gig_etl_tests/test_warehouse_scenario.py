@@ -1,9 +1,11 @@
 """A hand-written scenario with a case for every warehouse rule, through Dagster
 against the real broker; exact table contents, a no-op second run, and rebuild."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -327,3 +329,25 @@ def test_a_third_run_changes_nothing_and_rebuild_gives_the_same_tables(scenario)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("scn: rebuilt from 4 raw batches")
     assert snapshot(home, "scn") == before
+
+
+def readme_queries() -> list[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Querying the warehouse", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
+
+
+def test_the_readme_queries_answer_on_the_scenario(scenario):
+    queries = [q.replace("'demo'", "'scn'") for q in readme_queries()]
+    assert len(queries) == 5
+    audience, by_country, consent, volume, excluded = (query(scenario["home"], q) for q in queries)
+    assert audience == []  # 200001 deposited 3 days ago; nobody else deposited
+    assert by_country == [("MT", 1, Decimal("100.0000"))]
+    assert consent == [("email", 4, 100.0), ("sms", 1, 100.0)]
+    def day(moment: datetime) -> datetime:
+        return moment.replace(hour=0, minute=0, second=0)
+
+    assert sum(n for _, _, n in volume) == 12
+    assert (day(ago(1)), "mission_completed", 1) in volume
+    assert [(name, n) for d, name, n in volume if d == day(ago(10))] == [("Customer Balance", 1), ("Payment - Deposit", 1)]
+    assert [row[0] for row in excluded] == ["200003"]

@@ -31,7 +31,8 @@ OBSERVATION_SCHEMA = pl.Schema(
 
 
 def first_of_each_message(messages: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per message_id: a re-sent copy (same id) is dropped, the first kept."""
+    """One row per message_id: re-sent copies are dropped, the first in (partition,
+    offset) order kept (copies on two partitions have no arrival order)."""
     return messages.sort("partition", "offset").unique("message_id", keep="first", maintain_order=True)
 
 

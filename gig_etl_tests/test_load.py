@@ -1,0 +1,49 @@
+import pytest
+
+from gig_etl.contract import TopicKind
+from gig_etl.lib import load as load_module
+from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.load import INTEGRATION_TABLES, load_integration
+from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.registry import IntegrationRegistry, registry_path
+from gig_etl.lib.warehouse import connect_warehouse
+from gig_etl.simulate import generate_traffic
+from gig_etl_tests.raw_helpers import store_batch
+
+
+@pytest.fixture
+def loaded_setup(tmp_path):
+    registry = IntegrationRegistry(registry_path(tmp_path))
+    registry.create("it", "acme", "b:1")
+    integration = registry.approve("it")
+    store = RawStore(raw_root(tmp_path))
+    messages = list(generate_traffic("acme", 150, seed=2, chaos=0.05))
+    store_batch(store, "it", "acme", TopicKind.PROFILES, messages)
+    return integration, store, connect_warehouse(warehouse_path(tmp_path)), messages
+
+
+def everything(db) -> dict:
+    return {t: db.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in INTEGRATION_TABLES}
+
+
+def test_a_batch_that_fails_half_way_leaves_the_warehouse_as_it_was(loaded_setup, monkeypatch):
+    integration, store, db, messages = loaded_setup
+    first = load_integration(db, store, integration).total
+    assert first.batches == 1
+    store_batch(store, "it", "acme", TopicKind.EVENTS, messages)
+    before = everything(db)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed half way")
+
+    # By now the batch has written seen_messages, attribute_state, profiles, events.
+    monkeypatch.setattr(load_module, "_refresh_event_catalog", crash)
+    with pytest.raises(RuntimeError, match="killed half way"):
+        load_integration(db, store, integration)
+    assert everything(db) == before
+
+    monkeypatch.undo()
+    second = load_integration(db, store, integration).total
+    assert second.batches == 1 and second.rows == sum(m.kind is TopicKind.EVENTS for m in messages)
+    assert second.loaded + second.duplicates + second.quarantined == second.rows
+    assert db.execute("SELECT count(*) FROM events").fetchall()[0][0] > 0

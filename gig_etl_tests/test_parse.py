@@ -1,0 +1,76 @@
+import json
+
+import pyarrow as pa
+import pytest
+
+from gig_etl.contract import TopicKind
+from gig_etl.lib.parse import parse_raw_batch
+from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA
+
+
+def raw_batch(*values: bytes | None, keys: list[bytes] | None = None) -> pa.Table:
+    n = len(values)
+    return pa.Table.from_pydict(
+        {
+            "topic": ["gig.acme.x"] * n, "partition": [0] * n, "offset": list(range(n)), "timestamp": [0] * n,
+            "key": keys or [b"1"] * n, "value": list(values),
+        },
+        schema=RAW_MESSAGE_SCHEMA,
+    )
+
+
+def env(**overrides) -> bytes:
+    base = {
+        "schema_version": 1, "message_id": "m1", "tenant_id": "acme", "customer_id": "1", "type": "profile",
+        "occurred_at": "2026-11-23T10:15:02.125Z", "data": {"vip_level": 3},
+    }
+    return json.dumps(base | overrides).encode()
+
+
+@pytest.mark.parametrize(
+    "value, kind, reason",
+    [
+        (b"\xff", TopicKind.PROFILES, "value is not UTF-8 text"),
+        (b"{oops", TopicKind.PROFILES, "value is not a JSON object"),
+        (b'"just a string"', TopicKind.PROFILES, "value is not a JSON object"),
+        (None, TopicKind.EVENTS, "null value on the events topic"),
+        (env(message_id=None), TopicKind.PROFILES, "envelope field message_id is null, not varchar"),
+        (env(customer_id=100234), TopicKind.PROFILES, "envelope field customer_id is ubigint, not varchar"),
+        (env(data=[1]), TopicKind.PROFILES, "envelope field data is array, not object"),
+        (env(schema_version=2), TopicKind.PROFILES, "unsupported schema_version 2"),
+        (env(tenant_id="other"), TopicKind.PROFILES, "tenant_id 'other' differs from the integration tenant 'acme'"),
+        (env(customer_id=""), TopicKind.PROFILES, "customer_id is empty"),
+        (env(occurred_at="2026-11-23T10:15:02"), TopicKind.PROFILES, "occurred_at '2026-11-23T10:15:02' has no zone offset"),
+        (env(occurred_at="yesterday"), TopicKind.PROFILES, "occurred_at 'yesterday' is not an RFC 3339 time"),
+        (env(type="bonus"), TopicKind.PROFILES, "type 'bonus' on the profiles topic"),
+        (env(), TopicKind.EVENTS, "type 'profile' on the events topic"),
+        (env(data={"birth_date": "1990-13-45"}), TopicKind.PROFILES, "birth_date '1990-13-45' is not a date (YYYY-MM-DD)"),
+        (env(data={"last_login_at": "2026-11-23 10:00"}), TopicKind.PROFILES, "last_login_at '2026-11-23 10:00' is not an RFC 3339 time with a zone"),
+        (env(data={"is_blocked": "yes"}), TopicKind.PROFILES, "is_blocked 'yes' is not a boolean"),
+        (env(data={"tags": "vip"}), TopicKind.PROFILES, "tags 'vip' is not a list of strings"),
+        (env(data={"deposit_count": 1.5}), TopicKind.PROFILES, "deposit_count '1.5' is not an integer"),
+        (env(type="payment_deposit", data={"status": "lost"}), TopicKind.EVENTS, "status 'lost' is not one of pending, approved, declined, cancelled, rollback"),
+    ],
+)
+def test_each_kind_of_bad_input_is_quarantined_with_its_reason(value, kind, reason):
+    parsed = parse_raw_batch(raw_batch(value), kind, "acme")
+    assert parsed.messages.height == 0
+    assert parsed.quarantined["reason"].to_list() == [reason]
+    assert parsed.quarantined["raw_value"].to_list() == [value]
+
+
+def test_valid_messages_keep_nulls_unknown_fields_and_times_in_utc():
+    value = env(occurred_at="2026-11-23T12:15:02.125+02:00", data={"vip_level": None, "new_thing": {"a": 1}, "tags": ["x"]})
+    parsed = parse_raw_batch(raw_batch(value), TopicKind.PROFILES, "acme")
+    assert parsed.quarantined.height == 0
+    [row] = parsed.messages.to_dicts()
+    assert row["occurred_at"].isoformat() == "2026-11-23T10:15:02.125000+00:00"
+    assert sorted(parsed.fields.select("field", "json_type", "value").rows()) == [
+        ("new_thing", "OBJECT", '{"a":1}'), ("tags", "ARRAY", '["x"]'), ("vip_level", "NULL", None),
+    ]
+
+
+def test_a_tombstone_on_the_profiles_topic_erases_its_key():
+    parsed = parse_raw_batch(raw_batch(None, keys=[b"100234"]), TopicKind.PROFILES, "acme")
+    assert parsed.tombstones["customer_id"].to_list() == ["100234"]
+    assert parsed.quarantined.height == parsed.messages.height == 0

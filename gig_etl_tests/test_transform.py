@@ -1,0 +1,94 @@
+from datetime import UTC, datetime
+
+import polars as pl
+
+from gig_etl.contract import TopicKind
+from gig_etl.lib.transform import (
+    OBSERVATION_SCHEMA,
+    attribute_observations,
+    first_of_each_message,
+    new_attribute_types,
+    newest_observations,
+    profile_rows,
+    subscription_rows,
+    without_erased,
+)
+
+
+def at(day: int) -> datetime:
+    return datetime(2026, 11, day, tzinfo=UTC)
+
+
+def observations(*rows) -> pl.LazyFrame:
+    """(customer, attribute, json_type, value, occurred day, offset)"""
+    return pl.DataFrame(
+        [
+            {"customer_id": c, "attribute": a, "json_type": t, "value": v, "occurred_at": at(d), "kafka_ts": at(28),
+             "partition": 0, "offset": o}
+            for c, a, t, v, d, o in rows
+        ],
+        schema=OBSERVATION_SCHEMA,
+    ).lazy()
+
+
+def test_the_newest_occurred_at_wins_whatever_the_arrival_order():
+    late = observations(("1", "vip_level", "UBIGINT", "2", 10, 1), ("1", "vip_level", "UBIGINT", "5", 5, 2))
+    assert newest_observations(late).collect()["value"].to_list() == ["2"]
+
+
+def test_on_equal_times_the_later_kafka_position_wins():
+    tie = observations(("1", "email", "VARCHAR", "b", 5, 9), ("1", "email", "VARCHAR", "a", 5, 3))
+    assert newest_observations(tie).collect()["value"].to_list() == ["b"]
+
+
+def test_a_re_sent_message_is_kept_once_the_first_copy_in_partition_and_offset_order():
+    messages = pl.LazyFrame({"message_id": ["m", "n", "m"], "partition": [1, 0, 0], "offset": [5, 1, 9]})
+    assert first_of_each_message(messages).collect().rows() == [("n", 0, 1), ("m", 0, 9)]
+
+
+def test_messages_about_erased_customers_are_dropped():
+    messages = pl.LazyFrame({"customer_id": ["1", "2"], "x": [1, 2]})
+    assert without_erased(messages, pl.LazyFrame({"customer_id": ["2"]})).collect()["x"].to_list() == [1]
+
+
+def test_events_update_only_the_attributes_they_share_a_name_with():
+    messages = pl.LazyFrame(
+        {"partition": [0], "offset": [1], "customer_id": ["1"], "occurred_at": [at(1)], "kafka_ts": [at(2)]},
+        schema_overrides={"partition": pl.Int32},
+    )
+    fields = pl.LazyFrame(
+        {"partition": [0, 0], "offset": [1, 1], "field": ["real_balance", "win_amount"], "json_type": ["DOUBLE"] * 2,
+         "value": ["5.5", "1"]},
+        schema_overrides={"partition": pl.Int32},
+    )
+    assert attribute_observations(messages, fields, TopicKind.EVENTS).collect()["attribute"].to_list() == ["real_balance"]
+    assert len(attribute_observations(messages, fields, TopicKind.PROFILES).collect()) == 2
+
+
+def test_new_attributes_get_a_type_widened_to_varchar_on_conflict():
+    rows = observations(
+        ("1", "loyalty_tier", "VARCHAR", "gold", 1, 1),
+        ("1", "lucky_number", "UBIGINT", "7", 2, 2), ("2", "lucky_number", "VARCHAR", "seven", 1, 3),
+        ("1", "flag", "BOOLEAN", "true", 1, 4), ("1", "only_null", "NULL", None, 1, 5),
+        ("1", "vip_level", "UBIGINT", "3", 1, 6),  # known: not a new attribute
+    )
+    catalog = new_attribute_types(rows, "acme").collect().sort("attribute")
+    assert catalog.select("attribute", "data_type", "created_at").rows() == [
+        ("gig_flag", "BOOLEAN", at(1)), ("gig_loyalty_tier", "VARCHAR", at(1)),
+        ("gig_lucky_number", "VARCHAR", at(1)), ("gig_only_null", "VARCHAR", at(1)),
+    ]
+
+
+def test_profiles_are_held_back_until_their_identifier_is_known():
+    state = pl.LazyFrame(
+        {"customer_id": ["1", "1", "2"], "attribute": ["email", "allow_sms", "allow_sms"],
+         "value": ["a@x.com", "true", None], "occurred_at": [at(1), at(2), at(3)]}
+    )
+    by_email = profile_rows(state, "acme", "email", ["email", "allow_sms"]).collect()
+    assert by_email.select("profile_id", "customer_id", "gig_allow_sms", "updated_at").rows() == [
+        ("a@x.com", "1", "true", at(2))
+    ]
+    by_customer = profile_rows(state, "acme", "customer_id", ["email", "allow_sms"]).collect().sort("customer_id")
+    assert by_customer["profile_id"].to_list() == ["1", "2"]
+    subscriptions = subscription_rows(state, by_customer.lazy()).collect().sort("profile_id")
+    assert subscriptions.select("profile_id", "channel", "subscribed").rows() == [("1", "sms", True), ("2", "sms", None)]
