@@ -93,6 +93,18 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_durably(table: pa.Table, path: Path) -> int:
+    """Writes `table` to `path` so that a crash leaves the old file or the new one,
+    whole: a temporary name, fsync, rename, fsync of the folder. Returns the size."""
+    temporary = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, temporary, row_group_size=PARQUET_ROW_GROUP_SIZE, compression=PARQUET_COMPRESSION)
+    with open(temporary, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+    return path.stat().st_size
+
+
 class RawStore:
     """The raw layer under `root`: `<integration>/<topic kind>/date=<day>/<batch>.parquet`."""
 
@@ -138,20 +150,8 @@ class RawStore:
         relative = Path(integration) / topic_kind.value / f"date={created_at[:10]}" / f"{batch_id}.parquet"
         final = self.root / relative
         final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_suffix(".parquet.tmp")
-        pq.write_table(
-            table,
-            temporary,
-            row_group_size=PARQUET_ROW_GROUP_SIZE,
-            compression=PARQUET_COMPRESSION,
-        )
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
-        _fsync_dir(final.parent)
-
+        size = write_durably(table, final)
         ranges = table.group_by("partition").aggregate([("offset", "min"), ("offset", "max")]).to_pylist()
-        size = final.stat().st_size
         with closing(self._connect()) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -198,16 +198,10 @@ class RawStore:
             if not pc.any(erased).as_py():
                 continue
             kept = table.filter(pc.invert(erased))
-            temporary = batch.path.with_suffix(".parquet.tmp")
-            pq.write_table(kept, temporary, row_group_size=PARQUET_ROW_GROUP_SIZE, compression=PARQUET_COMPRESSION)
-            with open(temporary, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temporary, batch.path)
-            _fsync_dir(batch.path.parent)
+            size = write_durably(kept, batch.path)
             with closing(self._connect()) as db:
                 db.execute(
-                    "UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?",
-                    (kept.num_rows, batch.path.stat().st_size, batch.batch_id),
+                    "UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?", (kept.num_rows, size, batch.batch_id)
                 )
             rewritten += 1
         return rewritten
