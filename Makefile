@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui clean
+.PHONY: demo test ui bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: gig-etl needs Python 3.11" >&2; exit 1; }
@@ -25,3 +25,6 @@ ui: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py $(if $(MESSAGES),--messages $(MESSAGES))

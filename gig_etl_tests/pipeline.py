@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from gig_etl.defs.raw.assets import raw_events, raw_profiles
+from gig_etl.defs.raw.assets import raw_topics
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.resources import (
     GigEtlHomeResource,
@@ -16,7 +16,7 @@ from gig_etl.defs.warehouse.assets import warehouse_tables
 from gig_etl.lib.home import warehouse_path
 from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path
 
-ALL_ASSETS = [raw_profiles, raw_events, warehouse_tables]
+ALL_ASSETS = [raw_topics, warehouse_tables]
 
 
 def register(home: Path, name: str, tenant: str, bootstrap_servers: str, approve: bool = True, **settings) -> Integration:

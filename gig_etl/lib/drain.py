@@ -30,11 +30,11 @@ class DrainLimits:
     # long the backlog, and a run writes a few large files, not one per poll.
     batch_max_messages: int = 500_000
     batch_max_bytes: int = 128 * 1024 * 1024
-    consume_max_messages: int = 10_000
+    consume_max_messages: int = 500  # consume() waits to fill its count: keep it small
     # With no progress for this long (broker gone, partition stuck) the drain fails.
     stall_timeout_s: float = 20.0
     # Past the noted ends: how long an empty poll means "nothing more", and a cap.
-    tail_idle_s: float = 0.3
+    tail_idle_s: float = 0.2
     tail_max_s: float = 10.0
     metadata_timeout_s: float = 10.0
 
@@ -139,18 +139,8 @@ class _Batch:
         return pa.Table.from_batches(self.chunks, schema=RAW_MESSAGE_SCHEMA)
 
 
-def drain_topic(
-    consumer: Consumer,
-    store: RawStore,
-    integration: str,
-    topic_kind: TopicKind,
-    topic: str,
-    limits: DrainLimits = DrainLimits(),
-    on_batch: Callable[[RawBatch], None] | None = None,
-) -> DrainResult:
-    """Reads everything new in `topic` up to the high watermarks noted at the start,
-    writing bounded batches to `store`. A missing or empty topic gives zero rows."""
-    started_ms = int(time.time() * 1000)
+def _plan_topic(consumer: Consumer, store: RawStore, integration: str, topic: str, limits: DrainLimits) -> DrainResult:
+    """The topic's partitions, where each is read from and up to; a missing topic is no plan."""
     try:
         metadata = consumer.list_topics(topic=topic, timeout=limits.metadata_timeout_s)
     except KafkaException as exc:
@@ -158,7 +148,6 @@ def drain_topic(
     described = metadata.topics.get(topic)
     if described is None or described.error is not None or not described.partitions:
         return DrainResult(topic, topic_found=False)
-
     watermarks = {}
     for partition in sorted(described.partitions):
         try:
@@ -170,69 +159,108 @@ def drain_topic(
                 f"cannot read the end offsets of {topic} [{partition}]: {_error_text(exc.args[0])}"
             ) from exc
     plans, gaps = plan_partitions(store.next_offsets(integration, topic), watermarks)
-    result = DrainResult(topic, topic_found=True, plans=plans, gaps=gaps)
+    return DrainResult(topic, topic_found=True, plans=plans, gaps=gaps)
 
-    # Messages past the noted end are still taken if their Kafka timestamp is not
+
+class _TopicDrain:
+    """One topic's progress within a drain: where each partition is, the batch being filled."""
+
+    def __init__(self, kind: TopicKind, result: DrainResult) -> None:
+        self.kind = kind
+        self.result = result
+        self.topic = result.topic
+        self.ends = {p.partition: p.end_offset for p in result.plans}
+        self.starts = {p.partition: p.start_offset for p in result.plans}
+        self.next_offsets = dict(self.starts)
+        self.stopped: set[int] = set()
+        self.end_lookup = pa.array([self.ends.get(i, -1) for i in range(max(self.ends) + 1)], pa.int64())
+        self.batch = _Batch(self.topic)
+
+    def behind(self) -> list[int]:
+        return [p for p, end in self.ends.items() if self.next_offsets[p] < end]
+
+    def take(self, messages: list, started_ms: int, consumer: Consumer) -> int:
+        """Adds the messages that belong to this run; returns how many."""
+        partitions = [m.partition() for m in messages]
+        offsets = [m.offset() for m in messages]
+        timestamps = [m.timestamp()[1] for m in messages]
+        row_ends = pc.take(self.end_lookup, pa.array(partitions, pa.int32()))
+        if self.stopped or pc.any(pc.greater_equal(pa.array(offsets, pa.int64()), row_ends)).as_py():
+            keep = _past_end_filter(partitions, offsets, timestamps, self.ends, started_ms, self.stopped)
+            if self.stopped:
+                consumer.pause([TopicPartition(self.topic, p) for p in self.stopped])
+            messages = [m for m, k in zip(messages, keep) if k]
+            partitions = [p for p, k in zip(partitions, keep) if k]
+            offsets = [o for o, k in zip(offsets, keep) if k]
+            timestamps = [t for t, k in zip(timestamps, keep) if k]
+        if messages:
+            self.batch.add(partitions, offsets, timestamps, [m.key() for m in messages], [m.value() for m in messages])
+            for partition, offset in zip(partitions, offsets):
+                self.next_offsets[partition] = offset + 1
+        return len(messages)
+
+    def flush(self, store: RawStore, integration: str, on_batch: Callable[[RawBatch], None] | None) -> None:
+        if self.batch.rows:
+            advanced = {p: o for p, o in self.next_offsets.items() if o > self.starts[p]}
+            written = store.commit_batch(integration, self.kind, self.topic, self.batch.table(), advanced)
+            self.result.batches.append(written)
+            if on_batch:
+                on_batch(written)
+        self.batch = _Batch(self.topic)
+
+
+def drain_topics(
+    consumer: Consumer,
+    store: RawStore,
+    integration: str,
+    topics: dict[TopicKind, str],
+    limits: DrainLimits = DrainLimits(),
+    on_batch: Callable[[RawBatch], None] | None = None,
+) -> dict[TopicKind, DrainResult]:
+    """Reads everything new in `topics`, all partitions at once, up to the high
+    watermarks noted at the start, writing bounded batches per topic to `store`.
+    A missing or empty topic gives zero rows."""
+    started_ms = int(time.time() * 1000)
+    results = {kind: _plan_topic(consumer, store, integration, topic, limits) for kind, topic in topics.items()}
+    drains = {r.topic: _TopicDrain(kind, r) for kind, r in results.items() if r.topic_found and r.plans}
+    if not drains:
+        return results
+    # Messages past a noted end are still taken if their Kafka timestamp is not
     # after the run's start (see `plan_partitions`); a partition stops at its first
     # newer message, so a run ends while the producer goes on.
-    ends = {p.partition: p.end_offset for p in plans}
-    next_offsets = {p.partition: p.start_offset for p in plans}
-    stopped: set[int] = set()
-    consumer.assign([TopicPartition(topic, p.partition, p.start_offset) for p in plans])
+    consumer.assign(
+        [TopicPartition(d.topic, p, start) for d in drains.values() for p, start in d.starts.items()]
+    )
     try:
-        batch = _Batch(topic)
-
-        def flush() -> None:
-            nonlocal batch
-            if batch.rows:
-                advanced = {p: o for p, o in next_offsets.items() if o > starts[p]}
-                written = store.commit_batch(integration, topic_kind, topic, batch.table(), advanced)
-                result.batches.append(written)
-                if on_batch:
-                    on_batch(written)
-            batch = _Batch(topic)
-
-        starts = dict(next_offsets)
-        end_lookup = pa.array([ends.get(i, -1) for i in range(max(ends) + 1)], pa.int64())
         last_progress = time.monotonic()
         tail_started: float | None = None
         last_error = "none"
         while True:
-            behind = [p for p, end in ends.items() if next_offsets[p] < end]
+            behind = {topic: d.behind() for topic, d in drains.items()}
+            behind = {topic: partitions for topic, partitions in behind.items() if partitions}
             if not behind:
                 tail_started = tail_started or time.monotonic()
-                if len(stopped) == len(ends) or time.monotonic() - tail_started > limits.tail_max_s:
+                all_stopped = all(len(d.stopped) == len(d.ends) for d in drains.values())
+                if all_stopped or time.monotonic() - tail_started > limits.tail_max_s:
                     break
             messages = consumer.consume(limits.consume_max_messages, timeout=1.0 if behind else limits.tail_idle_s)
-            good = []
+            by_topic: dict[str, list] = {}
             for message in messages:
                 error = message.error()
                 if error is None:
-                    good.append(message)
+                    by_topic.setdefault(message.topic(), []).append(message)
                 elif error.fatal() or error.code() in _FATAL_ERRORS:
-                    raise DrainError(f"reading {topic}: {_error_text(error)}")
+                    raise DrainError(f"reading {message.topic() or ', '.join(drains)}: {_error_text(error)}")
                 else:  # transient (broker down, leader moving): librdkafka retries
                     last_error = _error_text(error)
-            if good:
-                partitions = [m.partition() for m in good]
-                offsets = [m.offset() for m in good]
-                timestamps = [m.timestamp()[1] for m in good]
-                row_ends = pc.take(end_lookup, pa.array(partitions, pa.int32()))
-                if stopped or pc.any(pc.greater_equal(pa.array(offsets, pa.int64()), row_ends)).as_py():
-                    keep = _past_end_filter(partitions, offsets, timestamps, ends, started_ms, stopped)
-                    if stopped:
-                        consumer.pause([TopicPartition(topic, p) for p in stopped])
-                    good = [m for m, k in zip(good, keep) if k]
-                    partitions = [p for p, k in zip(partitions, keep) if k]
-                    offsets = [o for o, k in zip(offsets, keep) if k]
-                    timestamps = [t for t, k in zip(timestamps, keep) if k]
-            if good:
-                batch.add(partitions, offsets, timestamps, [m.key() for m in good], [m.value() for m in good])
-                for partition, offset in zip(partitions, offsets):
-                    next_offsets[partition] = offset + 1
+            taken = 0
+            for topic, topic_messages in by_topic.items():
+                drain = drains[topic]
+                taken += drain.take(topic_messages, started_ms, consumer)
+                if drain.batch.rows >= limits.batch_max_messages or drain.batch.bytes >= limits.batch_max_bytes:
+                    drain.flush(store, integration, on_batch)
+            if taken:
                 last_progress = time.monotonic()
-                if batch.rows >= limits.batch_max_messages or batch.bytes >= limits.batch_max_bytes:
-                    flush()
                 continue
             if messages:
                 continue
@@ -240,18 +268,21 @@ def drain_topic(
                 break  # the tail is idle: everything appended before the run is read
             # A partition can end in offsets that hold no message (transaction
             # markers): its position passes the end with nothing delivered.
-            for position in consumer.position([TopicPartition(topic, p) for p in behind]):
-                if position.offset >= ends[position.partition]:
-                    next_offsets[position.partition] = position.offset
+            for topic, partitions in behind.items():
+                drain = drains[topic]
+                for position in consumer.position([TopicPartition(topic, p) for p in partitions]):
+                    if position.offset >= drain.ends[position.partition]:
+                        drain.next_offsets[position.partition] = position.offset
             if time.monotonic() - last_progress > limits.stall_timeout_s:
+                stuck = "; ".join(f"{topic} {partitions}" for topic, partitions in behind.items())
                 raise DrainError(
-                    f"no progress reading {topic} partitions {behind} for "
-                    f"{limits.stall_timeout_s:.0f}s; last broker error: {last_error}"
+                    f"no progress reading {stuck} for {limits.stall_timeout_s:.0f}s; last broker error: {last_error}"
                 )
-        flush()
+        for drain in drains.values():
+            drain.flush(store, integration, on_batch)
     finally:
         consumer.unassign()
-    return result
+    return results
 
 
 def _past_end_filter(

@@ -157,7 +157,7 @@ def _apply_batch(
             .collect()
         )
         db.register("new_events", events.to_arrow())
-        _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events ON CONFLICT DO NOTHING")
+        _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events")
         catalog_types |= set(events["event_type"])
     _refresh_event_catalog(db, name, catalog_types)
 

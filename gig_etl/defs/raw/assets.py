@@ -1,15 +1,18 @@
 """Raw layer: each GiG topic drained into Parquet micro-batches, bytes untouched."""
 
-
 import dagster as dg
 
 from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, KafkaResource
-from gig_etl.lib.drain import DrainError, DrainResult, drain_topic
+from gig_etl.lib.drain import DrainError, DrainResult, drain_topics
 from gig_etl.lib.kafka import KafkaUnavailable
 from gig_etl.lib.registry import CredentialsError
+
+
+def raw_asset_key(kind: TopicKind) -> dg.AssetKey:
+    return dg.AssetKey(["raw", kind.value])
 
 
 def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | str]:
@@ -29,51 +32,55 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | st
     }
 
 
-def build_raw_topic_asset(kind: TopicKind) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=["raw", kind.value],
-        group_name="raw",
-        kinds={"kafka", "parquet"},
-        partitions_def=integrations_partitions,
-        description=(
-            f"Every message of the tenant's `gig.<tenant>.{kind.value}` topic, byte for byte, "
-            "as Parquet micro-batches under $GIG_ETL_HOME/raw. A run drains what is new "
-            "up to the end offsets it notes when it starts."
-        ),
-    )
-    def raw_topic(
-        context: dg.AssetExecutionContext,
-        kafka: KafkaResource,
-        gig_etl_home: GigEtlHomeResource,
-        integration_registry: IntegrationRegistryResource,
-    ) -> dg.MaterializeResult:
-        integration = approved_integration(context, integration_registry)
-        store = gig_etl_home.raw_store()
-        store.remove_orphans()
-        topic = kind.topic(integration.tenant_id)
-        try:
-            with kafka.consumer(integration.connection(), integration.name) as consumer:
-                result = drain_topic(consumer, store, integration.name, kind, topic, kafka.limits())
-        except (DrainError, KafkaUnavailable, CredentialsError) as exc:
-            raise dg.Failure(
-                description=f"integration {integration.name!r}, broker {integration.bootstrap_servers}: {exc}"
-            ) from exc
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            raw_asset_key(kind),
+            group_name="raw",
+            kinds={"kafka", "parquet"},
+            description=(
+                f"Every message of the tenant's `gig.<tenant>.{kind.value}` topic, byte for byte, "
+                "as Parquet micro-batches under $GIG_ETL_HOME/raw. A run drains what is new "
+                "up to the end offsets it notes when it starts."
+            ),
+            skippable=True,
+        )
+        for kind in TopicKind
+    ],
+    partitions_def=integrations_partitions,
+    can_subset=True,
+    name="raw_topics",
+)
+def raw_topics(
+    context: dg.AssetExecutionContext,
+    kafka: KafkaResource,
+    gig_etl_home: GigEtlHomeResource,
+    integration_registry: IntegrationRegistryResource,
+):
+    """Drains the selected topics with one consumer, all their partitions at once."""
+    integration = approved_integration(context, integration_registry)
+    store = gig_etl_home.raw_store()
+    store.remove_orphans()
+    kinds = [kind for kind in TopicKind if raw_asset_key(kind) in context.selected_asset_keys]
+    topics = {kind: kind.topic(integration.tenant_id) for kind in kinds}
+    try:
+        with kafka.consumer(integration.connection(), integration.name) as consumer:
+            results = drain_topics(consumer, store, integration.name, topics, kafka.limits())
+    except (DrainError, KafkaUnavailable, CredentialsError) as exc:
+        raise dg.Failure(
+            description=f"integration {integration.name!r}, broker {integration.bootstrap_servers}: {exc}"
+        ) from exc
+    for kind, result in results.items():
         if not result.topic_found:
-            context.log.info(f"{topic}: topic not on the broker yet, nothing to drain")
+            context.log.info(f"{result.topic}: topic not on the broker yet, nothing to drain")
         else:
             context.log.info(
-                f"{topic}: drained {result.rows:,} messages into {len(result.batches)} files "
+                f"{result.topic}: drained {result.rows:,} messages into {len(result.batches)} files "
                 f"({result.bytes_written:,} bytes); lag before {result.lag_before:,}"
             )
         for gap in result.gaps:
             context.log.warning(
-                f"{topic} [{gap.partition}]: offsets {gap.from_offset}..{gap.to_offset - 1} "
+                f"{result.topic} [{gap.partition}]: offsets {gap.from_offset}..{gap.to_offset - 1} "
                 "were deleted by the broker before they were read"
             )
-        return dg.MaterializeResult(metadata=drain_metadata(result))
-
-    return raw_topic
-
-
-raw_profiles = build_raw_topic_asset(TopicKind.PROFILES)
-raw_events = build_raw_topic_asset(TopicKind.EVENTS)
+        yield dg.MaterializeResult(asset_key=raw_asset_key(kind), metadata=drain_metadata(result))

@@ -1,5 +1,5 @@
 import dagster as dg
 
-from gig_etl.defs.raw.assets import raw_events, raw_profiles
+from gig_etl.defs.raw.assets import raw_topics
 
-defs = dg.Definitions(assets=[raw_profiles, raw_events])
+defs = dg.Definitions(assets=[raw_topics])

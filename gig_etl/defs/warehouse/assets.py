@@ -4,7 +4,8 @@ import dagster as dg
 
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
-from gig_etl.defs.raw.assets import raw_events, raw_profiles
+from gig_etl.contract import TopicKind
+from gig_etl.defs.raw.assets import raw_asset_key
 from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, WarehouseResource
 from gig_etl.lib.load import load_integration
 
@@ -26,7 +27,7 @@ WAREHOUSE_TABLES = {
     specs=[
         dg.AssetSpec(
             ["warehouse", table],
-            deps=[raw_profiles.key, raw_events.key],
+            deps=[raw_asset_key(kind) for kind in TopicKind],
             group_name="warehouse",
             kinds={"duckdb", "polars"},
             description=f"Table `{table}`. {description}",

@@ -30,8 +30,9 @@ CREATE TABLE IF NOT EXISTS events (
     properties  JSON NOT NULL,
     topic       VARCHAR NOT NULL,
     "partition" INTEGER NOT NULL,
-    "offset"    BIGINT NOT NULL,
-    PRIMARY KEY (integration, event_id)
+    "offset"    BIGINT NOT NULL
+    -- No primary key: an index costs more than the load itself, and event_id is
+    -- unique already, since a message_id in seen_messages is never loaded again.
 );
 
 CREATE TABLE IF NOT EXISTS event_catalog (
@@ -58,11 +59,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
 
 -- Internal state, not for analysts.
 
--- Every message_id applied, so a re-sent message changes nothing.
+-- Every message_id applied, so a re-sent message changes nothing. Each batch
+-- anti-joins against it before inserting, so each id is here once (no index).
 CREATE TABLE IF NOT EXISTS seen_messages (
     integration VARCHAR NOT NULL,
-    message_id  VARCHAR NOT NULL,
-    PRIMARY KEY (integration, message_id)
+    message_id  VARCHAR NOT NULL
 );
 
 -- The newest value of each attribute of each customer; `profiles` is its pivot.

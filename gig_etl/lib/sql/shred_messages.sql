@@ -7,24 +7,24 @@ WITH decoded AS (
 ), parsed AS (
     -- TRY: AND does not short-circuit row by row, and json_type fails on invalid JSON.
     SELECT *, coalesce(TRY(json_type(text)) = 'OBJECT', false) AS is_object FROM decoded
+), envelope AS (
+    -- One parse of each document for all the envelope's fields.
+    SELECT *,
+        CASE WHEN is_object THEN json_extract(
+            text, ['$.schema_version', '$.message_id', '$.tenant_id', '$.customer_id', '$.type', '$.occurred_at', '$.data']
+        ) END AS f
+    FROM parsed
 )
 SELECT
     topic, "partition", "offset", "timestamp" AS kafka_ts, key, value,
     value IS NULL AS is_null,
     text IS NOT NULL AS is_text,
     is_object,
-    CASE WHEN is_object THEN json_type(text, '$.schema_version') END AS schema_version_type,
-    CASE WHEN is_object THEN json_extract_string(text, '$.schema_version') END AS schema_version,
-    CASE WHEN is_object THEN json_type(text, '$.message_id') END AS message_id_type,
-    CASE WHEN is_object THEN json_extract_string(text, '$.message_id') END AS message_id,
-    CASE WHEN is_object THEN json_type(text, '$.tenant_id') END AS tenant_id_type,
-    CASE WHEN is_object THEN json_extract_string(text, '$.tenant_id') END AS tenant_id,
-    CASE WHEN is_object THEN json_type(text, '$.customer_id') END AS customer_id_type,
-    CASE WHEN is_object THEN json_extract_string(text, '$.customer_id') END AS customer_id,
-    CASE WHEN is_object THEN json_type(text, '$.type') END AS type_type,
-    CASE WHEN is_object THEN json_extract_string(text, '$.type') END AS "type",
-    CASE WHEN is_object THEN json_type(text, '$.occurred_at') END AS occurred_at_type,
-    CASE WHEN is_object THEN json_extract_string(text, '$.occurred_at') END AS occurred_at_text,
-    CASE WHEN is_object THEN json_type(text, '$.data') END AS data_type,
-    CASE WHEN is_object THEN json_extract(text, '$.data')::VARCHAR END AS data
-FROM parsed
+    json_type(f[1]) AS schema_version_type, f[1]->>'$' AS schema_version,
+    json_type(f[2]) AS message_id_type,     f[2]->>'$' AS message_id,
+    json_type(f[3]) AS tenant_id_type,      f[3]->>'$' AS tenant_id,
+    json_type(f[4]) AS customer_id_type,    f[4]->>'$' AS customer_id,
+    json_type(f[5]) AS type_type,           f[5]->>'$' AS "type",
+    json_type(f[6]) AS occurred_at_type,    f[6]->>'$' AS occurred_at_text,
+    json_type(f[7]) AS data_type,           f[7]::VARCHAR AS data
+FROM envelope
