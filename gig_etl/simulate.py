@@ -21,7 +21,6 @@ from typing import Callable, Iterable, Iterator
 from confluent_kafka import Producer
 
 from gig_etl.contract import (
-    EVENT_TYPES,
     PROFILE_ATTRIBUTES,
     PROFILE_MESSAGE_TYPE,
     SCHEMA_VERSION,

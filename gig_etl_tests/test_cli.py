@@ -1,4 +1,3 @@
-import os
 import signal
 import socket
 import subprocess
@@ -6,6 +5,7 @@ import sys
 import time
 
 from click.testing import CliRunner
+from confluent_kafka.admin import AdminClient
 
 from gig_etl.broker import free_port
 from gig_etl.cli import main
@@ -22,8 +22,6 @@ def test_simulate_produces_and_reports(kafka_broker, tenant):
     assert result.exit_code == 0, result.output
     assert "customers: 50" in result.output
     assert "chaos: " in result.output
-    from confluent_kafka.admin import AdminClient
-
     topics = AdminClient(KafkaConnection(kafka_broker.bootstrap_servers).client_config()).list_topics(timeout=10).topics
     for kind in TopicKind:
         assert len(topics[kind.topic(tenant)].partitions) == 3
