@@ -6,6 +6,7 @@ from gig_etl.defs.integrations import definitions as integrations
 from gig_etl.defs.raw import definitions as raw
 from gig_etl.defs.resources import (
     GigEtlHomeResource,
+    HealthResource,
     IntegrationRegistryResource,
     KafkaResource,
     WarehouseResource,
@@ -19,6 +20,7 @@ defs = dg.Definitions.merge(
     dg.Definitions(
         resources={
             "gig_etl_home": GigEtlHomeResource(),
+            "health": HealthResource(),
             "integration_registry": IntegrationRegistryResource(),
             "kafka": KafkaResource(),
             "warehouse": WarehouseResource(),

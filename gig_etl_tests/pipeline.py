@@ -8,6 +8,7 @@ from gig_etl.defs.raw.assets import raw_topics
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.resources import (
     GigEtlHomeResource,
+    HealthResource,
     IntegrationRegistryResource,
     KafkaResource,
     WarehouseResource,
@@ -25,9 +26,10 @@ def register(home: Path, name: str, tenant: str, bootstrap_servers: str, approve
     return registry.approve(name) if approve else registry.get(name)
 
 
-def resources(home: Path, **kafka_settings) -> dict:
+def resources(home: Path, health: HealthResource | None = None, **kafka_settings) -> dict:
     return {
         "gig_etl_home": GigEtlHomeResource(path=str(home)),
+        "health": health or HealthResource(),
         "integration_registry": IntegrationRegistryResource(home=str(home)),
         "kafka": KafkaResource(**kafka_settings),
         "warehouse": WarehouseResource(path=str(warehouse_path(home))),
@@ -35,7 +37,8 @@ def resources(home: Path, **kafka_settings) -> dict:
 
 
 def materialize_integration(
-    home: Path, name: str, assets=ALL_ASSETS, raise_on_error: bool = True, **kafka_settings
+    home: Path, name: str, assets=ALL_ASSETS, raise_on_error: bool = True, health: HealthResource | None = None,
+    **kafka_settings,
 ) -> dg.ExecuteInProcessResult:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(integrations_partitions.name, [name])
@@ -43,7 +46,7 @@ def materialize_integration(
         assets,
         partition_key=name,
         instance=instance,
-        resources=resources(home, **kafka_settings),
+        resources=resources(home, health, **kafka_settings),
         raise_on_error=raise_on_error,
     )
 
@@ -62,3 +65,10 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
         or e.step_failure_data.error.message
         for e in result.get_step_failure_events()
     )
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """Each asset check's evaluation, by '<asset>:<check>'."""
+    return {
+        f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()
+    }

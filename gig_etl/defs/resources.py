@@ -100,3 +100,11 @@ class WarehouseResource(dg.ConfigurableResource):
             yield connection
         finally:
             connection.close()
+
+
+class HealthResource(dg.ConfigurableResource):
+    """Thresholds of the asset checks."""
+
+    max_quarantine_rate: float = 0.05  # of the messages a run reads
+    max_event_age_hours: float = 24.0  # newest event older than this: warn
+    lag_growth_tolerance: int = 10_000  # messages; lag growing by more over 3 runs: warn

@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS raw_batch_ranges (
     last_offset  INTEGER NOT NULL,
     PRIMARY KEY (batch_id, partition)
 );
+CREATE TABLE IF NOT EXISTS drain_history (
+    integration  TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    lag_before   INTEGER NOT NULL,   -- messages behind when the drain began
+    drained      INTEGER NOT NULL,
+    finished_at  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS raw_offsets (
     integration  TEXT NOT NULL,
     topic        TEXT NOT NULL,
@@ -131,6 +138,22 @@ class RawStore:
                 (integration, topic),
             ).fetchall()
         return dict(rows)
+
+    def record_drain(self, integration: str, topic: str, lag_before: int, drained: int) -> None:
+        with closing(self._connect()) as db:
+            db.execute(
+                "INSERT INTO drain_history VALUES (?, ?, ?, ?, ?)", (integration, topic, lag_before, drained, _now())
+            )
+
+    def recent_lags(self, integration: str, topic: str, runs: int = 3) -> list[int]:
+        """Lag before each of the latest `runs` drains, oldest first."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT lag_before FROM drain_history WHERE integration = ? AND topic = ? "
+                "ORDER BY finished_at DESC, rowid DESC LIMIT ?",
+                (integration, topic, runs),
+            ).fetchall()
+        return [lag for (lag,) in reversed(rows)]
 
     # -- batches ----------------------------------------------------------------
 

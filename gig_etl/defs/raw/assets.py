@@ -5,8 +5,9 @@ import dagster as dg
 from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
-from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, KafkaResource
+from gig_etl.defs.resources import GigEtlHomeResource, HealthResource, IntegrationRegistryResource, KafkaResource
 from gig_etl.lib.drain import DrainError, DrainResult, drain_topics
+from gig_etl.lib.health import lag_trend
 from gig_etl.lib.kafka import KafkaUnavailable
 from gig_etl.lib.registry import CredentialsError
 
@@ -24,7 +25,7 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | st
         "bytes_written": result.bytes_written,
         "lag_before": result.lag_before,
         "partitions": dg.MetadataValue.json(
-            {str(p.partition): {"from": p.start_offset, "to": p.end_offset} for p in result.plans}
+            {str(p.partition): {"from": p.start_offset, "to": p.end_offset, "lag_before": p.lag} for p in result.plans}
         ),
         "gaps": dg.MetadataValue.json(
             [{"partition": g.partition, "from": g.from_offset, "to": g.to_offset} for g in result.gaps]
@@ -47,6 +48,14 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | st
         )
         for kind in TopicKind
     ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "lag_not_growing",
+            asset=raw_asset_key(kind),
+            description="Warns when the lag before each drain has grown over the last three runs.",
+        )
+        for kind in TopicKind
+    ],
     partitions_def=integrations_partitions,
     can_subset=True,
     name="raw_topics",
@@ -56,6 +65,7 @@ def raw_topics(
     kafka: KafkaResource,
     gig_etl_home: GigEtlHomeResource,
     integration_registry: IntegrationRegistryResource,
+    health: HealthResource,
 ):
     """Drains the selected topics with one consumer, all their partitions at once."""
     integration = approved_integration(context, integration_registry)
@@ -84,3 +94,13 @@ def raw_topics(
                 "were deleted by the broker before they were read"
             )
         yield dg.MaterializeResult(asset_key=raw_asset_key(kind), metadata=drain_metadata(result))
+        # What the run drained was behind too: brokers that report a short high
+        # watermark (Tansu) understate lag_before.
+        store.record_drain(integration.name, result.topic, max(result.lag_before, result.rows), result.rows)
+        check_key = dg.AssetCheckKey(raw_asset_key(kind), "lag_not_growing")
+        if check_key in context.selected_asset_check_keys:
+            verdict = lag_trend(store.recent_lags(integration.name, result.topic), health.lag_growth_tolerance)
+            yield dg.AssetCheckResult(
+                asset_key=raw_asset_key(kind), check_name="lag_not_growing", passed=verdict.passed,
+                severity=dg.AssetCheckSeverity.WARN, description=verdict.description, metadata=verdict.metadata,
+            )

@@ -1,12 +1,15 @@
 """Warehouse layer: the DuckDB tables analysts query, loaded from raw Parquet."""
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
 
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.contract import TopicKind
 from gig_etl.defs.raw.assets import raw_asset_key
-from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, WarehouseResource
+from gig_etl.defs.resources import GigEtlHomeResource, HealthResource, IntegrationRegistryResource, WarehouseResource
+from gig_etl.lib.health import Verdict, all_catalogued, freshness, no_duplicates, quarantine_rate
 from gig_etl.lib.load import load_integration
 
 # The tables one load writes, in one transaction per raw batch.
@@ -22,6 +25,18 @@ WAREHOUSE_TABLES = {
     "quarantine": "Messages that could not be loaded, byte for byte, with the reason.",
 }
 
+# (table, check, severity, what it checks)
+WAREHOUSE_CHECKS = [
+    ("quarantine", "no_quarantine_spike", dg.AssetCheckSeverity.ERROR,
+     "Fails when a run quarantines more than the threshold share of what it read (default 5%)."),
+    ("events", "fresh", dg.AssetCheckSeverity.WARN,
+     "Warns when the newest event is older than the threshold (default 24 h)."),
+    ("profiles", "one_row_per_profile", dg.AssetCheckSeverity.ERROR,
+     "Fails when a profile_id is on several rows of an integration."),
+    ("events", "every_type_catalogued", dg.AssetCheckSeverity.ERROR,
+     "Fails when an event type in `events` is missing from `event_catalog`."),
+]
+
 
 @dg.multi_asset(
     specs=[
@@ -34,6 +49,10 @@ WAREHOUSE_TABLES = {
         )
         for table, description in WAREHOUSE_TABLES.items()
     ],
+    check_specs=[
+        dg.AssetCheckSpec(check, asset=["warehouse", table], description=description)
+        for table, check, _, description in WAREHOUSE_CHECKS
+    ],
     partitions_def=integrations_partitions,
     name="warehouse_tables",
 )
@@ -42,6 +61,7 @@ def warehouse_tables(
     integration_registry: IntegrationRegistryResource,
     gig_etl_home: GigEtlHomeResource,
     warehouse: WarehouseResource,
+    health: HealthResource,
 ):
     """Loads the raw batches not loaded yet: each message once, newest values win,
     erasures applied, bad input quarantined."""
@@ -52,6 +72,19 @@ def warehouse_tables(
             table: db.execute(f"SELECT count(*) FROM {table} WHERE integration = ?", [integration.name]).fetchall()[0][0]
             for table in WAREHOUSE_TABLES
         }
+        [(newest,)] = db.execute("SELECT max(occurred_at) FROM events WHERE integration = ?", [integration.name]).fetchall()
+        duplicated = db.execute(
+            "SELECT profile_id, count(*) FROM profiles WHERE integration = ? GROUP BY profile_id HAVING count(*) > 1 "
+            "ORDER BY 2 DESC, 1",
+            [integration.name],
+        ).fetchall()
+        uncatalogued = [
+            t for (t,) in db.execute(
+                "SELECT DISTINCT event_type FROM events WHERE integration = ? AND event_type NOT IN "
+                "(SELECT event_type FROM event_catalog WHERE integration = ?) ORDER BY 1",
+                [integration.name, integration.name],
+            ).fetchall()
+        ]
     for kind, counts in load.counts.items():
         context.log.info(
             f"{integration.name} {kind}: {counts.rows:,} read, {counts.loaded:,} loaded, "
@@ -69,7 +102,20 @@ def warehouse_tables(
         "raw_files_erased": load.raw_files_erased,
         "per_topic": dg.MetadataValue.json({k: vars(v) for k, v in load.counts.items()}),
     }
+    accounting["newest_occurred_at"] = newest.isoformat() if newest else "none"
     for table in WAREHOUSE_TABLES:
         yield dg.MaterializeResult(
             asset_key=["warehouse", table], metadata={"dagster/row_count": table_rows[table], **accounting}
+        )
+    verdicts: dict[str, Verdict] = {
+        "no_quarantine_spike": quarantine_rate(total.rows, total.quarantined, health.max_quarantine_rate),
+        "fresh": freshness(newest, datetime.now(UTC), timedelta(hours=health.max_event_age_hours)),
+        "one_row_per_profile": no_duplicates(duplicated),
+        "every_type_catalogued": all_catalogued(uncatalogued),
+    }
+    for table, check, severity, _ in WAREHOUSE_CHECKS:
+        verdict = verdicts[check]
+        yield dg.AssetCheckResult(
+            asset_key=["warehouse", table], check_name=check, passed=verdict.passed, severity=severity,
+            description=verdict.description, metadata=verdict.metadata,
         )

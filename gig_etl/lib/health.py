@@ -1,0 +1,70 @@
+"""Health verdicts on a run and on the warehouse, as plain functions (no Dagster)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    description: str
+    metadata: dict = field(default_factory=dict)
+
+
+def quarantine_rate(read: int, quarantined: int, max_rate: float) -> Verdict:
+    """A spike of bad input: more than `max_rate` of the messages a run read."""
+    rate = quarantined / read if read else 0.0
+    passed = rate <= max_rate
+    return Verdict(
+        passed,
+        f"{quarantined:,} of {read:,} messages quarantined ({rate:.2%}); "
+        f"{'within' if passed else 'above'} the {max_rate:.2%} threshold",
+        {"rate": rate, "quarantined": quarantined, "read": read, "max_rate": max_rate},
+    )
+
+
+def freshness(newest: datetime | None, now: datetime, max_age: timedelta) -> Verdict:
+    if newest is None:
+        return Verdict(False, "no event loaded yet", {})
+    age = now - newest
+    passed = age <= max_age
+    return Verdict(
+        passed,
+        f"newest event occurred {age.total_seconds() / 3600:.1f} h ago; threshold {max_age.total_seconds() / 3600:.0f} h",
+        {"newest_occurred_at": newest.isoformat(), "age_hours": age.total_seconds() / 3600},
+    )
+
+
+def lag_trend(lags: list[int], tolerance: int) -> Verdict:
+    """Lag before each of the latest runs, oldest first: growing run over run
+    (every step up, by more than `tolerance` overall) means the drain falls behind."""
+    if len(lags) < 3:
+        return Verdict(True, f"{len(lags)} run(s) so far: too few to see a trend", {"lags": lags})
+    growing = all(b > a for a, b in zip(lags, lags[1:])) and lags[-1] - lags[0] > tolerance
+    return Verdict(
+        not growing,
+        f"lag before the last {len(lags)} runs: {', '.join(f'{x:,}' for x in lags)}"
+        + ("; growing run over run" if growing else ""),
+        {"lags": lags},
+    )
+
+
+def no_duplicates(duplicates: list[tuple[str, int]]) -> Verdict:
+    """`profiles` has one row per (integration, profile_id)."""
+    return Verdict(
+        not duplicates,
+        "every profile_id once" if not duplicates
+        else f"{len(duplicates)} profile_id(s) on several rows, e.g. {duplicates[0][0]!r} x{duplicates[0][1]}",
+        {"duplicated_profile_ids": len(duplicates)},
+    )
+
+
+def all_catalogued(missing: list[str]) -> Verdict:
+    """Every event type in `events` has its row in `event_catalog`."""
+    return Verdict(
+        not missing,
+        "every event type is in the catalog" if not missing else f"not in event_catalog: {', '.join(missing)}",
+        {"missing": missing},
+    )
