@@ -183,13 +183,14 @@ def rebuild(integration: str | None) -> None:
 
 
 @main.command()
-def ui() -> None:
-    """The Dagster UI and daemon (dagster dev) on this project's instance."""
-    from gig_etl.instance import prepare_dagster_home
+@click.option("--port", type=int, default=DEMO_PORT, show_default=True, help="Port of the embedded broker.")
+@click.option("--web-port", type=int, default=3000, show_default=True, help="Port of the Dagster UI.")
+@reports_failures
+def ui(port: int, web_port: int) -> None:
+    """The Dagster UI and daemon on a live demo: broker, trickle of traffic, demo integration."""
+    from gig_etl.ui import run_ui
 
-    env = os.environ | {"DAGSTER_HOME": str(prepare_dagster_home(resolve_home()))}
-    dagster = str(Path(sys.executable).with_name("dagster"))  # beside this interpreter, in .venv/bin
-    os.execve(dagster, [dagster, "dev", "-m", "gig_etl.definitions"], env)
+    run_ui(resolve_home(), DEMO_INTEGRATION, DEMO_TENANT, port, click.echo, web_port)
 
 
 # --- integrations ---------------------------------------------------------------

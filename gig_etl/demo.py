@@ -12,10 +12,48 @@ from gig_etl.lib.home import raw_root, warehouse_path
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.load import clear_integration
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.registry import IntegrationRegistry, RegistryError, registry_path
+from gig_etl.lib.registry import Integration, IntegrationRegistry, RegistryError, registry_path
 from gig_etl.lib.warehouse import connect_warehouse
 from gig_etl.simulate import generate_traffic, print_progress, produce_traffic
 from gig_etl.tick import outcome_lines, run_tick
+
+
+def fresh_demo_integration(
+    home: Path, integration: str, tenant: str, port: int, echo: Callable[[str], None]
+) -> Integration | None:
+    """Readies the embedded demo integration for a new broker; returns it if it exists.
+
+    The embedded broker keeps its topics in memory, so a new one starts at offset 0:
+    the integration's recorded offsets, raw files and warehouse rows are cleared."""
+    registry = IntegrationRegistry(registry_path(home))
+    bootstrap_servers = f"127.0.0.1:{port}"
+    try:
+        existing = registry.get(integration)
+    except RegistryError:
+        existing = None
+    if existing and (existing.bootstrap_servers, existing.tenant_id) != (bootstrap_servers, tenant):
+        raise RegistryError(
+            f"integration {integration!r} exists for {existing.tenant_id} on {existing.bootstrap_servers}; "
+            f"use --port {existing.bootstrap_servers.rsplit(':', 1)[1]} or another GIG_ETL_HOME"
+        )
+    forgotten = RawStore(raw_root(home)).forget_integration(integration)
+    with connect_warehouse(warehouse_path(home)) as db:
+        clear_integration(db, integration)
+    if forgotten:
+        echo(f"cleared the previous embedded run: {forgotten} raw files and the warehouse rows of {integration!r}")
+    return existing
+
+
+def approve_demo_integration(
+    home: Path, integration: str, tenant: str, port: int, existing: Integration | None, echo: Callable[[str], None]
+) -> None:
+    registry = IntegrationRegistry(registry_path(home))
+    if existing is None:
+        registry.create(integration, tenant, f"127.0.0.1:{port}")
+        registry.approve(integration)
+        echo(f"created integration {integration!r} and approved it, as an operator would")
+    else:
+        echo(f"integration {integration!r} exists: {existing.status.value}")
 
 
 def run_demo(
@@ -29,24 +67,7 @@ def run_demo(
     echo: Callable[[str], None],
 ) -> None:
     echo(f"gig-etl demo: home {home}")
-    registry = IntegrationRegistry(registry_path(home))
-    bootstrap_servers = f"127.0.0.1:{port}"
-    try:
-        existing = registry.get(integration)
-    except RegistryError:
-        existing = None
-    if existing and (existing.bootstrap_servers, existing.tenant_id) != (bootstrap_servers, tenant):
-        raise RegistryError(
-            f"integration {integration!r} exists for {existing.tenant_id} on {existing.bootstrap_servers}; "
-            f"run the demo with --port {existing.bootstrap_servers.rsplit(':', 1)[1]} or another GIG_ETL_HOME"
-        )
-    # The embedded broker keeps its topics in memory, so each demo starts its
-    # integration afresh: a previous broker's offsets and messages do not apply.
-    forgotten = RawStore(raw_root(home)).forget_integration(integration)
-    with connect_warehouse(warehouse_path(home)) as db:
-        clear_integration(db, integration)
-    if forgotten:
-        echo(f"cleared the previous demo: {forgotten} raw files and its warehouse rows")
+    existing = fresh_demo_integration(home, integration, tenant, port, echo)
     with EmbeddedBroker(port) as broker:
         echo(f"1/4 embedded broker on {broker.bootstrap_servers}")
         echo(f"2/4 simulating {customers:,} customers of tenant {tenant!r} (seed {seed}, chaos {chaos})")
@@ -57,12 +78,8 @@ def run_demo(
             progress=print_progress,
         )
         echo("    " + summary.report().replace("\n", "\n    "))
-        if existing is None:
-            registry.create(integration, tenant, bootstrap_servers)
-            echo(f"3/4 created integration {integration!r} and approved it, as an operator would")
-            registry.approve(integration)
-        else:
-            echo(f"3/4 integration {integration!r} exists: {existing.status.value}")
+        echo("3/4 the integration")
+        approve_demo_integration(home, integration, tenant, port, existing, echo)
         echo("4/4 one refresh tick through Dagster (gig-etl run)")
         outcomes = run_tick(home, integration, echo=echo)
     for outcome in outcomes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import threading
 import uuid
 import zlib
 from collections import Counter
@@ -650,6 +651,29 @@ def produce_traffic(
             f"producing to {connection.bootstrap_servers} failed for {len(failures) or remaining} messages: {detail}"
         )
     return summary
+
+
+def trickle(
+    connection: KafkaConnection,
+    tenant: str,
+    stop: threading.Event,
+    customers_per_tick: int = 5,
+    interval_s: float = 15.0,
+    chaos: float = 0.01,
+    first_customer_id: int = 5_000_000,
+) -> int:
+    """Keeps producing a little traffic of new customers, living now, until `stop`
+    is set (the live demo of `make ui`); returns how many messages it produced."""
+    produced, tick = 0, 0
+    while not stop.wait(interval_s if tick else 0):
+        start = datetime.now(UTC) - timedelta(days=1)
+        messages = generate_traffic(
+            tenant, customers_per_tick, seed=tick, chaos=chaos, start=start, days=1,
+            first_customer_id=first_customer_id + tick * customers_per_tick,
+        )
+        produced += produce_traffic(connection, tenant, messages).total
+        tick += 1
+    return produced
 
 
 def print_progress(summary: TrafficSummary) -> None:
