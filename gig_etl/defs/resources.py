@@ -19,7 +19,7 @@ from gig_etl.lib.home import raw_root, resolve_home, warehouse_path
 from gig_etl.lib.kafka import KafkaConnection, open_consumer
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
-from gig_etl.lib.warehouse import connect_warehouse
+from gig_etl.lib.warehouse import DEFAULT_MEMORY_LIMIT, connect_warehouse
 
 
 class GigEtlHomeResource(dg.ConfigurableResource):
@@ -89,13 +89,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str | None = None  # None: $GIG_ETL_HOME/warehouse.duckdb
     lock_timeout_s: float = 300.0
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
 
     def database(self) -> Path:
         return Path(self.path) if self.path else warehouse_path(resolve_home())
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        connection = connect_warehouse(self.database(), self.lock_timeout_s)
+        connection = connect_warehouse(self.database(), self.lock_timeout_s, self.memory_limit)
         try:
             yield connection
         finally:

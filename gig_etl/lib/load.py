@@ -161,10 +161,12 @@ def _apply_batch(
         catalog_types |= set(events["event_type"])
     _refresh_event_catalog(db, name, catalog_types)
 
+    # The message's Kafka time (else its batch's): raw content, so a rebuild or a
+    # compaction of raw files gives the same value.
     quarantined = parsed.quarantined.with_columns(
         pl.lit(name).alias("integration"),
-        pl.lit(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
-    )
+        pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
+    ).drop("kafka_ts")
     db.register("new_quarantine", quarantined.to_arrow())
     _run(db, "INSERT INTO quarantine BY NAME SELECT * FROM new_quarantine ON CONFLICT DO NOTHING")
 
@@ -299,7 +301,7 @@ def load_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration
     """Loads every raw batch of the integration not loaded before, oldest first,
     then takes the erased customers out of raw Parquet too."""
     seed_attribute_catalog(db, integration)
-    done = set(_rows(db, "SELECT batch_id FROM loaded_batches WHERE integration = ?", [integration.name])["batch_id"])
+    done = loaded_batch_ids(db, integration.name)
     erased_before = set(erased_customers(db, integration.name))
     counts = {kind.value: LoadCounts() for kind in TopicKind}
     loaded_now: set[str] = set()
@@ -312,6 +314,20 @@ def load_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration
     rewritten = store.erase_keys(integration.name, {c.encode() for c in erased_now - erased_before})
     rewritten += store.erase_keys(integration.name, {c.encode() for c in erased_before}, loaded_now)
     return IntegrationLoad(counts, rewritten)
+
+
+def loaded_batch_ids(db: duckdb.DuckDBPyConnection, integration: str) -> set[str]:
+    return set(_rows(db, "SELECT batch_id FROM loaded_batches WHERE integration = ?", [integration])["batch_id"])
+
+
+def record_compacted(db: duckdb.DuckDBPyConnection, batches: list[RawBatch]) -> None:
+    """Marks merged raw batches as loaded, counting nothing: their messages were
+    loaded, and counted, in the batches they replace."""
+    for batch in batches:
+        _run(
+            db, "INSERT INTO loaded_batches VALUES (?, ?, ?, 0, 0, 0, 0, 0, now())",
+            [batch.integration, batch.batch_id, batch.topic_kind],
+        )
 
 
 def erased_customers(db: duckdb.DuckDBPyConnection, integration: str) -> list[str]:

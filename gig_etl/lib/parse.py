@@ -72,7 +72,7 @@ class ParsedBatch:
     messages: pl.DataFrame  # valid envelopes (VALID_MESSAGE_SCHEMA)
     fields: pl.DataFrame  # their data entries (FIELD_SCHEMA), by (partition, offset)
     tombstones: pl.DataFrame  # customer_id, kafka_ts, partition, offset
-    quarantined: pl.DataFrame  # topic, partition, offset, key, raw_value, reason
+    quarantined: pl.DataFrame  # topic, partition, offset, kafka_ts, key, raw_value, reason
 
 
 def shred(raw: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -199,7 +199,7 @@ def parse_raw_batch(raw: pa.Table, kind: TopicKind, tenant_id: str) -> ParsedBat
         pl.col("key").cast(pl.String, strict=False).alias("customer_id"), "kafka_ts", "partition", "offset"
     )
     quarantined = checked.filter(pl.col("reason").is_not_null()).select(
-        "topic", "partition", "offset", "key", pl.col("value").alias("raw_value"), "reason"
+        "topic", "partition", "offset", "kafka_ts", "key", pl.col("value").alias("raw_value"), "reason"
     )
     return ParsedBatch(
         messages=messages,

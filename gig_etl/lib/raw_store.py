@@ -16,6 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -228,6 +229,67 @@ class RawStore:
                 )
             rewritten += 1
         return rewritten
+
+    def compaction_candidates(self, integration: str, before_day: str) -> dict[str, list[RawBatch]]:
+        """The integration's days before `before_day` (YYYY-MM-DD) with more than one
+        file per topic kind, and their batches."""
+        days: dict[str, list[RawBatch]] = {}
+        for batch in self.batches(integration):
+            day = batch.created_at[:10]
+            if day < before_day:
+                days.setdefault(day, []).append(batch)
+        return {
+            day: batches for day, batches in days.items()
+            if any(sum(b.topic_kind == kind for b in batches) > 1 for kind in {b.topic_kind for b in batches})
+        }
+
+    def compact(self, batches: list[RawBatch], record_loaded: Callable[[list[RawBatch]], None]) -> list[RawBatch]:
+        """Merges `batches` (one integration's, one day's) into one file per topic and
+        partition with the same messages, and swaps them in the manifest in one
+        transaction. `record_loaded` is told of the new batches first, so a warehouse
+        that loaded the old batches does not load the new ones again."""
+        if not batches:
+            return []
+        integration, day = batches[0].integration, batches[0].created_at[:10]
+        merged = pa.concat_tables([pq.read_table(b.path) for b in batches]).sort_by(
+            [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+        )
+        topic_kinds = {b.topic: b.topic_kind for b in batches}
+        created_at = max(b.created_at for b in batches)
+        new: list[tuple[RawBatch, pa.Table]] = []
+        for topic in sorted(topic_kinds):
+            for partition in sorted(set(merged.filter(pc.equal(merged["topic"], topic))["partition"].to_pylist())):
+                part = merged.filter(pc.and_(pc.equal(merged["topic"], topic), pc.equal(merged["partition"], partition)))
+                batch_id = f"{day.replace('-', '')}-compacted-{topic_kinds[topic]}-p{partition}-{uuid.uuid4().hex[:8]}"
+                path = self.root / integration / topic_kinds[topic] / f"date={day}" / f"{batch_id}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                size = write_durably(part, path)
+                new.append((RawBatch(batch_id, integration, topic_kinds[topic], topic, path, part.num_rows, size, created_at), part))
+        record_loaded([b for b, _ in new])
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for batch, part in new:
+                    db.execute(
+                        "INSERT INTO raw_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (batch.batch_id, integration, batch.topic_kind, batch.topic,
+                         str(batch.path.relative_to(self.root)), batch.rows, batch.bytes, batch.created_at),
+                    )
+                    offsets = part["offset"]
+                    db.execute(
+                        "INSERT INTO raw_batch_ranges VALUES (?, ?, ?, ?)",
+                        (batch.batch_id, part["partition"][0].as_py(), pc.min(offsets).as_py(), pc.max(offsets).as_py()),
+                    )
+                old = [(b.batch_id,) for b in batches]
+                db.executemany("DELETE FROM raw_batch_ranges WHERE batch_id = ?", old)
+                db.executemany("DELETE FROM raw_batches WHERE batch_id = ?", old)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        for batch in batches:
+            batch.path.unlink(missing_ok=True)
+        return [b for b, _ in new]
 
     def forget_integration(self, integration: str) -> int:
         """Deletes an integration's batches and offsets; returns how many files went."""

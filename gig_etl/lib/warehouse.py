@@ -15,7 +15,14 @@ class WarehouseLocked(RuntimeError):
     pass
 
 
-def connect_warehouse(path: Path, lock_timeout_s: float = 300.0) -> duckdb.DuckDBPyConnection:
+# DuckDB caches table blocks up to 80% of RAM by default; a cap keeps a load's
+# memory flat as the warehouse grows (it spills to disk past it).
+DEFAULT_MEMORY_LIMIT = "512MB"
+
+
+def connect_warehouse(
+    path: Path, lock_timeout_s: float = 300.0, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
     """A read-write connection with the schema in place. DuckDB allows one writing
     process; while another holds the file, wait for it rather than fail."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +38,7 @@ def connect_warehouse(path: Path, lock_timeout_s: float = 300.0) -> duckdb.DuckD
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     connection.execute("SET TimeZone = 'UTC'").fetchall()
+    connection.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
     connection.execute(sql_text("schema.sql")).fetchall()
     connection.execute(profiles_ddl()).fetchall()
     connection.execute(sql_text("views.sql")).fetchall()

@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     key            BLOB,
     raw_value      BLOB,                 -- untouched
     reason         VARCHAR NOT NULL,
-    quarantined_at TIMESTAMPTZ NOT NULL,
+    quarantined_at TIMESTAMPTZ NOT NULL,  -- when the message reached Kafka
     PRIMARY KEY (integration, topic, "partition", "offset")
 );
 
