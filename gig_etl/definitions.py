@@ -3,6 +3,7 @@
 import dagster as dg
 
 from gig_etl.defs.integrations import definitions as integrations
+from gig_etl.defs.marts import definitions as marts
 from gig_etl.defs.raw import definitions as raw
 from gig_etl.defs.resources import (
     GigEtlHomeResource,
@@ -17,6 +18,7 @@ defs = dg.Definitions.merge(
     integrations.defs,
     raw.defs,
     warehouse.defs,
+    marts.defs,
     dg.Definitions(
         resources={
             "gig_etl_home": GigEtlHomeResource(),

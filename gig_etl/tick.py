@@ -93,9 +93,10 @@ def outcome_lines(outcome: RunOutcome) -> list[str]:
                 f"  {asset}: {meta['rows']:,} messages from {meta['topic']} "
                 f"in {meta['files']} Parquet files ({meta['bytes_written']:,} bytes)"
             )
-        elif "dagster/row_count" in meta:  # a warehouse table
+        elif "dagster/row_count" in meta:  # a table or a view
             lines.append(f"  {asset}: {meta['dagster/row_count']:,} rows")
-            load = meta
+            if "read" in meta:  # the load's accounting, the same on each of its tables
+                load = meta
     if load is not None:
         lines.append(
             f"  load: {load['read']:,} read = {load['loaded']:,} loaded + {load['duplicates']:,} duplicates "

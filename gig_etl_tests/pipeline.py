@@ -13,11 +13,12 @@ from gig_etl.defs.resources import (
     KafkaResource,
     WarehouseResource,
 )
+from gig_etl.defs.marts.assets import marts_views
 from gig_etl.defs.warehouse.assets import warehouse_tables
 from gig_etl.lib.home import warehouse_path
 from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path
 
-ALL_ASSETS = [raw_topics, warehouse_tables]
+ALL_ASSETS = [raw_topics, warehouse_tables, marts_views]
 
 
 def register(home: Path, name: str, tenant: str, bootstrap_servers: str, approve: bool = True, **settings) -> Integration:

@@ -166,7 +166,17 @@ def _apply_batch(
     quarantined = parsed.quarantined.with_columns(
         pl.lit(name).alias("integration"),
         pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
+        pl.col("key").cast(pl.String, strict=False).alias("customer_id"),
     ).drop("kafka_ts")
+    # Nothing about an erased customer is kept, bad input included (counted all the same).
+    db.register("quarantined_customers", quarantined.select("customer_id").unique().to_arrow())
+    erased_keys = _rows(
+        db,
+        "SELECT customer_id FROM erasures WHERE integration = ? "
+        "AND customer_id IN (SELECT customer_id FROM quarantined_customers)",
+        [name],
+    )
+    quarantined = quarantined.join(erased_keys, on="customer_id", how="anti").drop("customer_id")
     db.register("new_quarantine", quarantined.to_arrow())
     _run(db, "INSERT INTO quarantine BY NAME SELECT * FROM new_quarantine ON CONFLICT DO NOTHING")
 

@@ -4,6 +4,6 @@ import dagster as dg
 # its own daily schedule, not on every refresh.
 refresh_integration_job = dg.define_asset_job(
     "refresh_integration",
-    selection=dg.AssetSelection.groups("raw", "warehouse") - dg.AssetSelection.assets(["raw", "compacted_days"]),
-    description="Drains one approved integration's topics and loads them into the warehouse.",
+    selection=dg.AssetSelection.groups("raw", "warehouse", "marts") - dg.AssetSelection.assets(["raw", "compacted_days"]),
+    description="Drains one approved integration's topics, loads them into the warehouse and refreshes the marts.",
 )

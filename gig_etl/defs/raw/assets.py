@@ -5,6 +5,7 @@ import dagster as dg
 from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.resources import GigEtlHomeResource, HealthResource, IntegrationRegistryResource, KafkaResource
 from gig_etl.lib.drain import DrainError, DrainResult, drain_topics
 from gig_etl.lib.health import lag_trend
@@ -45,6 +46,7 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | st
                 "up to the end offsets it notes when it starts."
             ),
             skippable=True,
+            owners=OWNERS,
         )
         for kind in TopicKind
     ],

@@ -7,6 +7,7 @@ import dagster as dg
 from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.raw.assets import raw_asset_key
 from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, WarehouseResource
 from gig_etl.lib.gate import scheduled_integrations
@@ -21,6 +22,7 @@ COMPACTED_KEY = dg.AssetKey(["raw", "compacted_days"])
     kinds={"parquet"},
     partitions_def=integrations_partitions,
     deps=[raw_asset_key(kind) for kind in TopicKind],
+    owners=OWNERS,
     description=(
         "Raw batches of past days merged into one Parquet file per topic and partition, with the same "
         "messages; the manifest swaps them in one transaction. Only days the warehouse has fully loaded."

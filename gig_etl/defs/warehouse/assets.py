@@ -6,6 +6,7 @@ import dagster as dg
 
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.ownership import OWNERS
 from gig_etl.contract import TopicKind
 from gig_etl.defs.raw.assets import raw_asset_key
 from gig_etl.defs.resources import GigEtlHomeResource, HealthResource, IntegrationRegistryResource, WarehouseResource
@@ -46,6 +47,7 @@ WAREHOUSE_CHECKS = [
             group_name="warehouse",
             kinds={"duckdb", "polars"},
             description=f"Table `{table}`. {description}",
+            owners=OWNERS,
         )
         for table, description in WAREHOUSE_TABLES.items()
     ],
