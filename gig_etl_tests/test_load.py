@@ -47,3 +47,23 @@ def test_a_batch_that_fails_half_way_leaves_the_warehouse_as_it_was(loaded_setup
     assert second.batches == 1 and second.rows == sum(m.kind is TopicKind.EVENTS for m in messages)
     assert second.loaded + second.duplicates + second.quarantined == second.rows
     assert db.execute("SELECT count(*) FROM events").fetchall()[0][0] > 0
+
+
+def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_load_order(tmp_path):
+    from gig_etl.simulate import SimulatedMessage, envelope, message
+
+    original = message(TopicKind.EVENTS, "7", envelope("acme", "7", "bonus", "2026-11-20T10:00:00Z", {"bonus_id": "b"}, "m-1"))
+    copy = SimulatedMessage(original.kind, original.key, original.value, partition_shift=1, event_type="bonus")
+    tables = []
+    for order in ([copy], [original]), ([original], [copy]):
+        home = tmp_path / str(len(tables))
+        registry = IntegrationRegistry(registry_path(home))
+        registry.create("it", "acme", "b:1")
+        integration = registry.approve("it")
+        store = RawStore(raw_root(home))
+        for batch in order:
+            store_batch(store, "it", "acme", TopicKind.EVENTS, batch)
+        with connect_warehouse(warehouse_path(home)) as db:
+            load_integration(db, store, integration)
+            tables.append(db.execute('SELECT event_id, "partition", "offset" FROM events').fetchall())
+    assert tables[0] == tables[1] == [("m-1", original.partition(4), 0)]

@@ -30,7 +30,7 @@ from gig_etl.lib.transform import (
     subscription_rows,
     without_erased,
 )
-from gig_etl.lib.warehouse import profile_columns, sync_profile_columns
+from gig_etl.lib.warehouse import profile_columns, sql_text, sync_profile_columns
 
 # Tables holding an integration's data, cleared by a rebuild.
 INTEGRATION_TABLES = (
@@ -103,6 +103,8 @@ def _apply_batch(
         [name],
     )
     new = unique.join(seen, on="message_id", how="anti")
+    if kind is TopicKind.EVENTS and seen.height:
+        _keep_first_copy(db, name, unique.join(seen, on="message_id"))
     db.register("new_messages", new.select("message_id").to_arrow())
     _run(db, "INSERT INTO seen_messages SELECT ?, message_id FROM new_messages", [name])
 
@@ -135,17 +137,7 @@ def _apply_batch(
 
     newest = newest_observations(observations).with_columns(pl.lit(name).alias("integration")).collect()
     db.register("newest_values", newest.to_arrow())
-    _run(
-        db,
-        "INSERT INTO attribute_state BY NAME "
-        "SELECT integration, customer_id, attribute, value, occurred_at, kafka_ts, \"partition\", \"offset\" "
-        "FROM newest_values "
-        "ON CONFLICT (integration, customer_id, attribute) DO UPDATE SET "
-        "value = excluded.value, occurred_at = excluded.occurred_at, kafka_ts = excluded.kafka_ts, "
-        "\"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\" "
-        "WHERE row(excluded.occurred_at, excluded.kafka_ts, excluded.\"partition\", excluded.\"offset\") "
-        "> row(attribute_state.occurred_at, attribute_state.kafka_ts, attribute_state.\"partition\", attribute_state.\"offset\")",
-    )
+    _run(db, sql_text("merge_attribute_state.sql"))
 
     touched = pl.concat([kept.select("customer_id"), tombstones.select("customer_id")]).unique()
     profiles = _refresh_profiles(db, integration, touched)
@@ -196,6 +188,20 @@ def _apply_batch(
         [name, batch.batch_id, kind.value, rows, counts.loaded, counts.duplicates, counts.quarantined, counts.erasures],
     )
     return counts
+
+
+def _keep_first_copy(db: duckdb.DuckDBPyConnection, integration: str, copies: pl.DataFrame) -> None:
+    """An event re-sent on another partition keeps the position of its first copy in
+    (partition, offset) order, whichever batch loads first: a rebuild after a
+    compaction, which reorders batches, gives the same rows."""
+    db.register("event_copies", copies.select("message_id", "partition", "offset").to_arrow())
+    _run(
+        db,
+        'UPDATE events SET "partition" = c."partition", "offset" = c."offset" FROM event_copies AS c '
+        "WHERE events.integration = ? AND events.event_id = c.message_id "
+        'AND row(c."partition", c."offset") < row(events."partition", events."offset")',
+        [integration],
+    )
 
 
 def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones: pl.DataFrame) -> set[str]:

@@ -76,8 +76,9 @@ CREATE TABLE IF NOT EXISTS attribute_state (
     occurred_at TIMESTAMPTZ NOT NULL,
     kafka_ts    TIMESTAMPTZ,
     "partition" INTEGER NOT NULL,
-    "offset"    BIGINT NOT NULL,
-    PRIMARY KEY (integration, customer_id, attribute)
+    "offset"    BIGINT NOT NULL
+    -- One row per (integration, customer_id, attribute), kept by merge_attribute_state.sql;
+    -- no index: an index this size stays in memory and grows with the customers.
 );
 
 -- Customers erased by a tombstone: later-arriving older messages stay erased.
