@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Callable
 
 import click

@@ -1,4 +1,4 @@
-"""Draining a Kafka topic into raw Parquet batches (no Dagster imports).
+"""Draining Kafka topics into raw Parquet batches (no Dagster imports).
 
 A drain notes each partition's high watermark first and reads up to it, so it
 ends even while the producer goes on. It reads with `assign()` from the offsets

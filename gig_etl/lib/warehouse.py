@@ -17,7 +17,7 @@ class WarehouseLocked(RuntimeError):
 
 # DuckDB caches table blocks up to 80% of RAM by default; a cap keeps a load's
 # memory flat as the warehouse grows (it spills to disk past it).
-DEFAULT_MEMORY_LIMIT = "512MB"
+DEFAULT_MEMORY_LIMIT = "256MB"
 
 
 def connect_warehouse(

@@ -8,6 +8,20 @@ from gig_etl.lib.gate import scheduled_integrations
 REFRESH_CRON = "*/5 * * * *"
 
 
+def requests_for_approved(
+    context: dg.ScheduleEvaluationContext, integration_registry: IntegrationRegistryResource, run_key_prefix: str
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """One run per approved integration that has its partition; else why none."""
+    names, skip_reason = scheduled_integrations(
+        integration_registry.registry().list(),
+        set(context.instance.get_dynamic_partitions(integrations_partitions.name)),
+    )
+    if skip_reason:
+        return dg.SkipReason(skip_reason)
+    tick = context.scheduled_execution_time.isoformat()
+    return [dg.RunRequest(run_key=f"{run_key_prefix}{name}:{tick}", partition_key=name) for name in names]
+
+
 @dg.schedule(
     job=refresh_integration_job,
     cron_schedule=REFRESH_CRON,
@@ -17,11 +31,4 @@ REFRESH_CRON = "*/5 * * * *"
 def refresh_schedule(
     context: dg.ScheduleEvaluationContext, integration_registry: IntegrationRegistryResource
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    names, skip_reason = scheduled_integrations(
-        integration_registry.registry().list(),
-        set(context.instance.get_dynamic_partitions(integrations_partitions.name)),
-    )
-    if skip_reason:
-        return dg.SkipReason(skip_reason)
-    tick = context.scheduled_execution_time.isoformat()
-    return [dg.RunRequest(run_key=f"{name}:{tick}", partition_key=name) for name in names]
+    return requests_for_approved(context, integration_registry, run_key_prefix="")

@@ -7,10 +7,10 @@ import dagster as dg
 from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.integrations.schedules import requests_for_approved
 from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.raw.assets import raw_asset_key
 from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, WarehouseResource
-from gig_etl.lib.gate import scheduled_integrations
 from gig_etl.lib.load import loaded_batch_ids, record_compacted
 
 COMPACTED_KEY = dg.AssetKey(["raw", "compacted_days"])
@@ -70,11 +70,4 @@ compact_raw_job = dg.define_asset_job(
 def compaction_schedule(
     context: dg.ScheduleEvaluationContext, integration_registry: IntegrationRegistryResource
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    names, skip_reason = scheduled_integrations(
-        integration_registry.registry().list(),
-        set(context.instance.get_dynamic_partitions(integrations_partitions.name)),
-    )
-    if skip_reason:
-        return dg.SkipReason(skip_reason)
-    tick = context.scheduled_execution_time.isoformat()
-    return [dg.RunRequest(run_key=f"compact:{name}:{tick}", partition_key=name) for name in names]
+    return requests_for_approved(context, integration_registry, run_key_prefix="compact:")
