@@ -13,10 +13,16 @@ from typing import Callable
 import click
 
 from gig_etl.broker import BrokerError, broker_command
-from gig_etl.lib.drain import DrainError
 from gig_etl.contract import PROFILE_IDENTIFIERS
+from gig_etl.lib.drain import DrainError
+from gig_etl.lib.gate import NotApproved
 from gig_etl.lib.home import resolve_home
-from gig_etl.lib.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection, KafkaUnavailable
+from gig_etl.lib.kafka import (
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    KafkaConnection,
+    KafkaUnavailable,
+)
 from gig_etl.lib.registry import (
     CredentialsError,
     Integration,
@@ -25,7 +31,6 @@ from gig_etl.lib.registry import (
     registry_path,
 )
 from gig_etl.lib.warehouse import WarehouseLocked
-from gig_etl.lib.gate import NotApproved
 from gig_etl.simulate import (
     DEFAULT_DAYS,
     DEFAULT_PARTITIONS,
@@ -36,7 +41,6 @@ from gig_etl.simulate import (
     print_progress,
     produce_traffic,
 )
-
 
 DEMO_TENANT = "demo-casino"
 DEMO_INTEGRATION = "demo"

@@ -12,7 +12,12 @@ from gig_etl.lib.home import raw_root, warehouse_path
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.load import clear_integration
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.registry import Integration, IntegrationRegistry, RegistryError, registry_path
+from gig_etl.lib.registry import (
+    Integration,
+    IntegrationRegistry,
+    RegistryError,
+    registry_path,
+)
 from gig_etl.lib.warehouse import connect_warehouse
 from gig_etl.simulate import generate_traffic, print_progress, produce_traffic
 from gig_etl.tick import outcome_lines, run_tick

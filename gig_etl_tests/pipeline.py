@@ -4,8 +4,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from gig_etl.defs.raw.assets import raw_topics
 from gig_etl.defs.integrations.partitions import integrations_partitions
+from gig_etl.defs.marts.assets import marts_views
+from gig_etl.defs.raw.assets import raw_topics
 from gig_etl.defs.resources import (
     GigEtlHomeResource,
     HealthResource,
@@ -13,7 +14,6 @@ from gig_etl.defs.resources import (
     KafkaResource,
     WarehouseResource,
 )
-from gig_etl.defs.marts.assets import marts_views
 from gig_etl.defs.warehouse.assets import warehouse_tables
 from gig_etl.lib.home import warehouse_path
 from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path

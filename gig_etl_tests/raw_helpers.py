@@ -1,7 +1,7 @@
 """Reading back what a drain wrote, for assertions."""
 
-import pyarrow.parquet as pq
 import polars as pl
+import pyarrow.parquet as pq
 
 from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA, RawStore
 

@@ -2,10 +2,10 @@ from datetime import datetime
 
 import dagster as dg
 
+from gig_etl.definitions import defs
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.raw.compaction import compaction_schedule
 from gig_etl.defs.resources import IntegrationRegistryResource
-from gig_etl.definitions import defs
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
 
 

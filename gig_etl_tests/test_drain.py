@@ -12,7 +12,12 @@ from gig_etl.lib.home import raw_root
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
 from gig_etl.simulate import generate_traffic, produce_traffic
-from gig_etl_tests.pipeline import asset_metadata, failure_text, materialize_integration, register
+from gig_etl_tests.pipeline import (
+    asset_metadata,
+    failure_text,
+    materialize_integration,
+    register,
+)
 from gig_etl_tests.raw_helpers import raw_messages
 
 INTEGRATION = "it"

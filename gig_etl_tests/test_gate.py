@@ -9,7 +9,12 @@ from gig_etl.defs.integrations.schedules import refresh_schedule
 from gig_etl.defs.integrations.sensors import integration_approval_sensor
 from gig_etl.defs.resources import IntegrationRegistryResource
 from gig_etl.lib.gate import decide_on_approvals, scheduled_integrations
-from gig_etl.lib.registry import Integration, IntegrationRegistry, IntegrationStatus, registry_path
+from gig_etl.lib.registry import (
+    Integration,
+    IntegrationRegistry,
+    IntegrationStatus,
+    registry_path,
+)
 
 
 def integration(name: str, status: IntegrationStatus, approved_at: str | None = None) -> Integration:

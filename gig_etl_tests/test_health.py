@@ -2,7 +2,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gig_etl.lib.health import all_catalogued, freshness, lag_trend, no_duplicates, quarantine_rate
+from gig_etl.lib.health import (
+    all_catalogued,
+    freshness,
+    lag_trend,
+    no_duplicates,
+    quarantine_rate,
+)
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

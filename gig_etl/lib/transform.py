@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from gig_etl.contract import EVENT_TYPES, PROFILE_ATTRIBUTES, SUBSCRIPTION_CHANNELS, TopicKind, attribute_column
+from gig_etl.contract import (
+    EVENT_TYPES,
+    PROFILE_ATTRIBUTES,
+    SUBSCRIPTION_CHANNELS,
+    TopicKind,
+    attribute_column,
+)
 
 # The order in which two values of one attribute are compared: the newer
 # occurred_at wins; on a tie, the later Kafka position.

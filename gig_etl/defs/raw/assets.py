@@ -6,7 +6,12 @@ from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.ownership import OWNERS
-from gig_etl.defs.resources import GigEtlHomeResource, HealthResource, IntegrationRegistryResource, KafkaResource
+from gig_etl.defs.resources import (
+    GigEtlHomeResource,
+    HealthResource,
+    IntegrationRegistryResource,
+    KafkaResource,
+)
 from gig_etl.lib.drain import DrainError, DrainResult, drain_topics
 from gig_etl.lib.health import lag_trend
 from gig_etl.lib.kafka import KafkaUnavailable

@@ -10,7 +10,11 @@ from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.integrations.schedules import requests_for_approved
 from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.raw.assets import raw_asset_key
-from gig_etl.defs.resources import GigEtlHomeResource, IntegrationRegistryResource, WarehouseResource
+from gig_etl.defs.resources import (
+    GigEtlHomeResource,
+    IntegrationRegistryResource,
+    WarehouseResource,
+)
 from gig_etl.lib.load import loaded_batch_ids, record_compacted
 
 COMPACTED_KEY = dg.AssetKey(["raw", "compacted_days"])

@@ -4,13 +4,24 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.ownership import OWNERS
-from gig_etl.contract import TopicKind
 from gig_etl.defs.raw.assets import raw_asset_key
-from gig_etl.defs.resources import GigEtlHomeResource, HealthResource, IntegrationRegistryResource, WarehouseResource
-from gig_etl.lib.health import Verdict, all_catalogued, freshness, no_duplicates, quarantine_rate
+from gig_etl.defs.resources import (
+    GigEtlHomeResource,
+    HealthResource,
+    IntegrationRegistryResource,
+    WarehouseResource,
+)
+from gig_etl.lib.health import (
+    Verdict,
+    all_catalogued,
+    freshness,
+    no_duplicates,
+    quarantine_rate,
+)
 from gig_etl.lib.load import load_integration
 
 # The tables one load writes, in one transaction per raw batch.
