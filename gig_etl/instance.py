@@ -10,9 +10,19 @@ import dagster as dg
 
 from gig_etl.lib.home import dagster_home
 
+# Written once when missing (an operator's own edits are kept). Runs are tagged
+# with their partition, the integration: one run at a time per integration, so
+# a refresh never overlaps another refresh or a compaction of the same data.
 _INSTANCE_CONFIG = """\
 telemetry:
   enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: "dagster/partition"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 """
 
 

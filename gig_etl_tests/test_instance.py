@@ -1,0 +1,7 @@
+from gig_etl.instance import dagster_instance
+
+
+def test_the_instance_runs_one_run_at_a_time_per_integration(tmp_path):
+    instance = dagster_instance(tmp_path)
+    [limit] = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limit == {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
