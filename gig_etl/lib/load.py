@@ -8,8 +8,10 @@ always loaded + duplicates + quarantined.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Iterator
 
 import duckdb
 import polars as pl
@@ -61,6 +63,29 @@ def _run(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None) 
     db.execute(query, params or []).fetchall()
 
 
+@contextmanager
+def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: a failure inside rolls every write back."""
+    _run(db, "BEGIN TRANSACTION")
+    try:
+        yield
+        _run(db, "COMMIT")
+    except BaseException:
+        _run(db, "ROLLBACK")
+        raise
+
+
+def _erased_among(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
+    """Which of `customers` (a customer_id column) were erased."""
+    db.register("customers_to_check", customers.select("customer_id").unique().to_arrow())
+    return _rows(
+        db,
+        "SELECT customer_id FROM erasures WHERE integration = ? "
+        "AND customer_id IN (SELECT customer_id FROM customers_to_check)",
+        [integration],
+    )
+
+
 def seed_attribute_catalog(db: duckdb.DuckDBPyConnection, integration: Integration) -> int:
     """Every attribute the contract knows, as of the approval; returns how many were new."""
     seed = known_attribute_catalog(integration.name).with_columns(
@@ -79,14 +104,8 @@ def load_batch(db: duckdb.DuckDBPyConnection, integration: Integration, batch: R
     raw = pq.read_table(batch.path)
     kind = TopicKind(batch.topic_kind)
     parsed = parse_raw_batch(raw, kind, integration.tenant_id)
-    _run(db, "BEGIN TRANSACTION")
-    try:
-        counts = _apply_batch(db, integration, batch, kind, raw.num_rows, parsed)
-        _run(db, "COMMIT")
-    except BaseException:
-        _run(db, "ROLLBACK")
-        raise
-    return counts
+    with _transaction(db):
+        return _apply_batch(db, integration, batch, kind, raw.num_rows, parsed)
 
 
 def _apply_batch(
@@ -113,14 +132,7 @@ def _apply_batch(
     if tombstones.height:
         catalog_types |= _erase_customers(db, name, tombstones)
 
-    customers = pl.concat([new.select("customer_id"), tombstones.select("customer_id")]).unique()
-    db.register("batch_customers", customers.to_arrow())
-    erasures = _rows(
-        db,
-        "SELECT customer_id FROM erasures WHERE integration = ? AND customer_id IN (SELECT customer_id FROM batch_customers)",
-        [name],
-    )
-    kept = without_erased(new.lazy(), erasures.lazy()).collect()
+    kept = without_erased(new.lazy(), _erased_among(db, name, new).lazy()).collect()
     observations = attribute_observations(kept.lazy(), parsed.fields.lazy(), kind)
 
     new_types = new_attribute_types(observations, name).collect()
@@ -161,14 +173,9 @@ def _apply_batch(
         pl.col("key").cast(pl.String, strict=False).alias("customer_id"),
     ).drop("kafka_ts")
     # Nothing about an erased customer is kept, bad input included (counted all the same).
-    db.register("quarantined_customers", quarantined.select("customer_id").unique().to_arrow())
-    erased_keys = _rows(
-        db,
-        "SELECT customer_id FROM erasures WHERE integration = ? "
-        "AND customer_id IN (SELECT customer_id FROM quarantined_customers)",
-        [name],
+    quarantined = quarantined.join(_erased_among(db, name, quarantined), on="customer_id", how="anti").drop(
+        "customer_id"
     )
-    quarantined = quarantined.join(erased_keys, on="customer_id", how="anti").drop("customer_id")
     db.register("new_quarantine", quarantined.to_arrow())
     _run(db, "INSERT INTO quarantine BY NAME SELECT * FROM new_quarantine ON CONFLICT DO NOTHING")
 
@@ -358,11 +365,6 @@ def rebuild_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integrat
 
 def clear_integration(db: duckdb.DuckDBPyConnection, integration: str) -> None:
     """Removes every row of the integration from the warehouse, in one transaction."""
-    _run(db, "BEGIN TRANSACTION")
-    try:
+    with _transaction(db):
         for table in INTEGRATION_TABLES:
             _run(db, f"DELETE FROM {table} WHERE integration = ?", [integration])
-        _run(db, "COMMIT")
-    except BaseException:
-        _run(db, "ROLLBACK")
-        raise

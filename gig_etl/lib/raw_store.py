@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -129,6 +129,31 @@ class RawStore:
         db.execute("PRAGMA synchronous=FULL")
         return db
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the manifest: all of it, or none."""
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _insert_batch(self, db: sqlite3.Connection, batch: RawBatch, table: pa.Table) -> None:
+        """The manifest rows of a batch: itself, and the offsets it holds per partition."""
+        db.execute(
+            "INSERT INTO raw_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (batch.batch_id, batch.integration, batch.topic_kind, batch.topic, str(batch.path.relative_to(self.root)),
+             batch.rows, batch.bytes, batch.created_at),
+        )
+        ranges = table.group_by("partition").aggregate([("offset", "min"), ("offset", "max")]).to_pylist()
+        db.executemany(
+            "INSERT INTO raw_batch_ranges VALUES (?, ?, ?, ?)",
+            [(batch.batch_id, r["partition"], r["offset_min"], r["offset_max"]) for r in ranges],
+        )
+
     # -- offsets ----------------------------------------------------------------
 
     def next_offsets(self, integration: str, topic: str) -> dict[int, int]:
@@ -175,28 +200,15 @@ class RawStore:
         final = self.root / relative
         final.parent.mkdir(parents=True, exist_ok=True)
         size = write_durably(table, final)
-        ranges = table.group_by("partition").aggregate([("offset", "min"), ("offset", "max")]).to_pylist()
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "INSERT INTO raw_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (batch_id, integration, topic_kind.value, topic, str(relative), table.num_rows, size, created_at),
-                )
-                db.executemany(
-                    "INSERT INTO raw_batch_ranges VALUES (?, ?, ?, ?)",
-                    [(batch_id, r["partition"], r["offset_min"], r["offset_max"]) for r in ranges],
-                )
-                db.executemany(
-                    "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
-                    "DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
-                    [(integration, topic, p, o, created_at) for p, o in sorted(next_offsets.items())],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at)
+        batch = RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at)
+        with self._transaction() as db:
+            self._insert_batch(db, batch, table)
+            db.executemany(
+                "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
+                "DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+                [(integration, topic, p, o, created_at) for p, o in sorted(next_offsets.items())],
+            )
+        return batch
 
     def batches(self, integration: str | None = None, topic_kind: TopicKind | None = None) -> list[RawBatch]:
         query = "SELECT * FROM raw_batches WHERE (?1 IS NULL OR integration = ?1) AND (?2 IS NULL OR topic_kind = ?2)"
@@ -258,35 +270,21 @@ class RawStore:
         created_at = max(b.created_at for b in batches)
         new: list[tuple[RawBatch, pa.Table]] = []
         for topic in sorted(topic_kinds):
-            for partition in sorted(set(merged.filter(pc.equal(merged["topic"], topic))["partition"].to_pylist())):
-                part = merged.filter(pc.and_(pc.equal(merged["topic"], topic), pc.equal(merged["partition"], partition)))
+            topic_rows = merged.filter(pc.equal(merged["topic"], topic))
+            for partition in sorted(set(topic_rows["partition"].to_pylist())):
+                part = topic_rows.filter(pc.equal(topic_rows["partition"], partition))
                 batch_id = f"{day.replace('-', '')}-compacted-{topic_kinds[topic]}-p{partition}-{uuid.uuid4().hex[:8]}"
                 path = self.root / integration / topic_kinds[topic] / f"date={day}" / f"{batch_id}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 size = write_durably(part, path)
                 new.append((RawBatch(batch_id, integration, topic_kinds[topic], topic, path, part.num_rows, size, created_at), part))
         record_loaded([b for b, _ in new])
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for batch, part in new:
-                    db.execute(
-                        "INSERT INTO raw_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (batch.batch_id, integration, batch.topic_kind, batch.topic,
-                         str(batch.path.relative_to(self.root)), batch.rows, batch.bytes, batch.created_at),
-                    )
-                    offsets = part["offset"]
-                    db.execute(
-                        "INSERT INTO raw_batch_ranges VALUES (?, ?, ?, ?)",
-                        (batch.batch_id, part["partition"][0].as_py(), pc.min(offsets).as_py(), pc.max(offsets).as_py()),
-                    )
-                old = [(b.batch_id,) for b in batches]
-                db.executemany("DELETE FROM raw_batch_ranges WHERE batch_id = ?", old)
-                db.executemany("DELETE FROM raw_batches WHERE batch_id = ?", old)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            for batch, part in new:
+                self._insert_batch(db, batch, part)
+            old = [(b.batch_id,) for b in batches]
+            db.executemany("DELETE FROM raw_batch_ranges WHERE batch_id = ?", old)
+            db.executemany("DELETE FROM raw_batches WHERE batch_id = ?", old)
         for batch in batches:
             batch.path.unlink(missing_ok=True)
         return [b for b, _ in new]
@@ -294,8 +292,7 @@ class RawStore:
     def forget_integration(self, integration: str) -> int:
         """Deletes an integration's batches and offsets; returns how many files went."""
         batches = self.batches(integration)
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._transaction() as db:
             db.execute(
                 "DELETE FROM raw_batch_ranges WHERE batch_id IN "
                 "(SELECT batch_id FROM raw_batches WHERE integration = ?)",
@@ -303,7 +300,6 @@ class RawStore:
             )
             db.execute("DELETE FROM raw_batches WHERE integration = ?", (integration,))
             db.execute("DELETE FROM raw_offsets WHERE integration = ?", (integration,))
-            db.execute("COMMIT")
         for batch in batches:
             batch.path.unlink(missing_ok=True)
         return len(batches)
