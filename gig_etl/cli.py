@@ -16,13 +16,14 @@ from gig_etl.broker import BrokerError, broker_command
 from gig_etl.contract import PROFILE_IDENTIFIERS
 from gig_etl.lib.drain import DrainError
 from gig_etl.lib.gate import NotApproved
-from gig_etl.lib.home import resolve_home
+from gig_etl.lib.home import HomeUnwritable, resolve_home
 from gig_etl.lib.kafka import (
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,
     KafkaConnection,
     KafkaUnavailable,
 )
+from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.registry import (
     CredentialsError,
     Integration,
@@ -69,7 +70,9 @@ def reports_failures(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (RegistryError, NotApproved) as exc:
             raise InputError(str(exc)) from exc
-        except (KafkaUnavailable, DrainError, BrokerError, CredentialsError, WarehouseLocked) as exc:
+        except (
+            KafkaUnavailable, DrainError, BrokerError, CredentialsError, WarehouseLocked, HomeUnwritable, IntegrationBusy
+        ) as exc:
             raise CliError(str(exc)) from exc
 
     return wrapper
@@ -166,19 +169,20 @@ def run(integration: str | None) -> None:
 @reports_failures
 def rebuild(integration: str | None) -> None:
     """Rebuild the warehouse tables from raw Parquet alone, with no broker."""
-    from gig_etl.lib.home import raw_root, warehouse_path
+    from gig_etl.defs.resources import GigEtlHomeResource
+    from gig_etl.lib.home import warehouse_path
     from gig_etl.lib.load import rebuild_integration
-    from gig_etl.lib.raw_store import RawStore
     from gig_etl.lib.warehouse import connect_warehouse
 
-    home = resolve_home()
+    home = GigEtlHomeResource()
     known = registry()
     # Every integration that was ever approved may have raw data.
     targets = [known.get(integration)] if integration else [i for i in known.list() if i.approved_at]
-    store = RawStore(raw_root(home))
-    with connect_warehouse(warehouse_path(home)) as db:
+    store = home.raw_store()
+    with connect_warehouse(warehouse_path(home.root())) as db:
         for target in targets:
-            total = rebuild_integration(db, store, target).total
+            with home.integration_lock(target.name, "gig-etl rebuild"):
+                total = rebuild_integration(db, store, target).total
             click.echo(
                 f"{target.name}: rebuilt from {total.batches} raw batches: {total.rows:,} read, {total.loaded:,} loaded, "
                 f"{total.duplicates:,} duplicates, {total.quarantined:,} quarantined"

@@ -74,3 +74,17 @@ def test_a_tombstone_on_the_profiles_topic_erases_its_key():
     parsed = parse_raw_batch(raw_batch(None, keys=[b"100234"]), TopicKind.PROFILES, "acme")
     assert parsed.tombstones["customer_id"].to_list() == ["100234"]
     assert parsed.quarantined.height == parsed.messages.height == 0
+
+
+@pytest.mark.parametrize("key", [b"\xff\xfe", b"", None])
+def test_a_tombstone_whose_key_is_not_a_utf8_customer_id_is_quarantined(key):
+    parsed = parse_raw_batch(raw_batch(None, keys=[key]), TopicKind.PROFILES, "acme")
+    assert parsed.tombstones.height == 0
+    assert parsed.quarantined["reason"].to_list() == ["tombstone key is not a UTF-8 customer id"]
+    assert parsed.quarantined["key"].to_list() == [key]
+
+
+def test_a_valid_message_with_a_key_that_is_not_utf8_is_still_read_from_its_envelope():
+    parsed = parse_raw_batch(raw_batch(env(customer_id="100234"), keys=[b"\xff\xfe"]), TopicKind.PROFILES, "acme")
+    assert parsed.quarantined.height == 0
+    assert parsed.messages["customer_id"].to_list() == ["100234"]

@@ -6,7 +6,7 @@ never at import.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -15,23 +15,30 @@ import duckdb
 from confluent_kafka import Consumer
 
 from gig_etl.lib.drain import DrainLimits
-from gig_etl.lib.home import raw_root, resolve_home, warehouse_path
+from gig_etl.lib.home import locks_root, raw_root, resolve_home, warehouse_path
 from gig_etl.lib.kafka import KafkaConnection, open_consumer
+from gig_etl.lib.lock import integration_lock
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
 from gig_etl.lib.warehouse import DEFAULT_MEMORY_LIMIT, connect_warehouse
 
 
 class GigEtlHomeResource(dg.ConfigurableResource):
-    """The folder that holds raw Parquet and its manifest."""
+    """The folder that holds raw Parquet, its manifest and the integrations' locks."""
 
     path: str | None = None  # None: $GIG_ETL_HOME, else ./data
+    # How long a run waits for another process working on the same integration.
+    lock_wait_s: float = 60.0
 
     def root(self) -> Path:
         return resolve_home(self.path)
 
     def raw_store(self) -> RawStore:
         return RawStore(raw_root(self.root()))
+
+    def integration_lock(self, integration: str, purpose: str) -> AbstractContextManager[None]:
+        """Held while a process drains, loads or compacts the integration's raw files."""
+        return integration_lock(locks_root(self.root()), integration, purpose, self.lock_wait_s)
 
 
 class IntegrationRegistryResource(dg.ConfigurableResource):

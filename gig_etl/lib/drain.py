@@ -159,6 +159,8 @@ def _plan_topic(consumer: Consumer, store: RawStore, integration: str, topic: st
                 f"cannot read the end offsets of {topic} [{partition}]: {_error_text(exc.args[0])}"
             ) from exc
     plans, gaps = plan_partitions(store.next_offsets(integration, topic), watermarks)
+    if gaps:
+        store.record_gaps(integration, topic, [(g.partition, g.from_offset, g.to_offset) for g in gaps])
     return DrainResult(topic, topic_found=True, plans=plans, gaps=gaps)
 
 

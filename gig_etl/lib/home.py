@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 HOME_ENV_VAR = "GIG_ETL_HOME"
 DEFAULT_HOME = "data"
@@ -25,3 +28,21 @@ def dagster_home(home: Path) -> Path:
 
 def warehouse_path(home: Path) -> Path:
     return home / "warehouse.duckdb"
+
+
+def locks_root(home: Path) -> Path:
+    return home / "locks"
+
+
+class HomeUnwritable(RuntimeError):
+    """gig-etl cannot write where it keeps its files (disk full, read-only, not a folder)."""
+
+
+@contextmanager
+def writing_under(folder: Path, what: str) -> Iterator[None]:
+    """Turns a failure to write under `folder` into one clear `HomeUnwritable`."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise HomeUnwritable(f"cannot write {what} under {folder}: {cause}") from exc

@@ -170,8 +170,8 @@ def _apply_batch(
     quarantined = parsed.quarantined.with_columns(
         pl.lit(name).alias("integration"),
         pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
-        pl.col("key").cast(pl.String, strict=False).alias("customer_id"),
-    ).drop("kafka_ts")
+        pl.col("key_text").alias("customer_id"),
+    ).drop("kafka_ts", "key_text")
     # Nothing about an erased customer is kept, bad input included (counted all the same).
     quarantined = quarantined.join(_erased_among(db, name, quarantined), on="customer_id", how="anti").drop(
         "customer_id"
@@ -191,7 +191,8 @@ def _apply_batch(
     assert counts.loaded + counts.duplicates + counts.quarantined == rows, counts
     _run(
         db,
-        "INSERT INTO loaded_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+        "INSERT INTO loaded_batches (integration, batch_id, topic_kind, rows, loaded, duplicates, quarantined, "
+        "erasures, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
         [name, batch.batch_id, kind.value, rows, counts.loaded, counts.duplicates, counts.quarantined, counts.erasures],
     )
     return counts
@@ -217,8 +218,9 @@ def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones
     db.register("erased_customers", tombstones.to_arrow())
     _run(
         db,
-        "INSERT INTO erasures SELECT ?, customer_id, erased_at FROM erased_customers "
-        "ON CONFLICT (integration, customer_id) DO UPDATE SET erased_at = greatest(erasures.erased_at, excluded.erased_at)",
+        "INSERT INTO erasures (integration, customer_id, erased_at) SELECT ?, customer_id, erased_at FROM erased_customers "
+        "ON CONFLICT (integration, customer_id) DO UPDATE SET "
+        "erased_at = greatest(erasures.erased_at, excluded.erased_at), raw_erased = false",
         [integration],
     )
     erased = "(SELECT customer_id FROM erased_customers)"
@@ -325,18 +327,42 @@ def load_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration
     then takes the erased customers out of raw Parquet too."""
     seed_attribute_catalog(db, integration)
     done = loaded_batch_ids(db, integration.name)
-    erased_before = set(erased_customers(db, integration.name))
     counts = {kind.value: LoadCounts() for kind in TopicKind}
-    loaded_now: set[str] = set()
     for batch in store.batches(integration.name):
         if batch.batch_id not in done:
             counts[batch.topic_kind] = counts[batch.topic_kind] + load_batch(db, integration, batch)
-            loaded_now.add(batch.batch_id)
-    erased_now = set(erased_customers(db, integration.name))
-    # New erasures reach back into every batch; earlier ones into what this run read.
-    rewritten = store.erase_keys(integration.name, {c.encode() for c in erased_now - erased_before})
-    rewritten += store.erase_keys(integration.name, {c.encode() for c in erased_before}, loaded_now)
-    return IntegrationLoad(counts, rewritten)
+    return IntegrationLoad(counts, erase_from_raw(db, store, integration.name))
+
+
+def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: str) -> int:
+    """Rewrites raw batches without the erased customers; returns the files rewritten.
+    A new erasure reaches back into every batch, a batch loaded since is cleared of
+    every erased customer. Both are marked done only after the files are rewritten,
+    so a crash in between means the next run does it again (it is idempotent)."""
+    pending = _rows(
+        db, "SELECT customer_id FROM erasures WHERE integration = ? AND NOT raw_erased", [integration]
+    )["customer_id"].to_list()
+    rewritten = store.erase_keys(integration, {c.encode() for c in pending})
+    if pending:
+        db.register("raw_erased_customers", pl.DataFrame({"customer_id": pending}).to_arrow())
+        _run(
+            db, "UPDATE erasures SET raw_erased = true WHERE integration = ? "
+            "AND customer_id IN (SELECT customer_id FROM raw_erased_customers)", [integration],
+        )
+    unchecked = set(
+        _rows(
+            db, "SELECT batch_id FROM loaded_batches WHERE integration = ? AND NOT raw_erasures_applied", [integration]
+        )["batch_id"]
+    )
+    if unchecked:
+        erased = {c.encode() for c in erased_customers(db, integration)}
+        rewritten += store.erase_keys(integration, erased, unchecked)
+        db.register("raw_checked_batches", pl.DataFrame({"batch_id": sorted(unchecked)}).to_arrow())
+        _run(
+            db, "UPDATE loaded_batches SET raw_erasures_applied = true WHERE integration = ? "
+            "AND batch_id IN (SELECT batch_id FROM raw_checked_batches)", [integration],
+        )
+    return rewritten
 
 
 def loaded_batch_ids(db: duckdb.DuckDBPyConnection, integration: str) -> set[str]:
@@ -348,7 +374,8 @@ def record_compacted(db: duckdb.DuckDBPyConnection, batches: list[RawBatch]) -> 
     loaded, and counted, in the batches they replace."""
     for batch in batches:
         _run(
-            db, "INSERT INTO loaded_batches VALUES (?, ?, ?, 0, 0, 0, 0, 0, now())",
+            db, "INSERT INTO loaded_batches (integration, batch_id, topic_kind, rows, loaded, duplicates, quarantined, "
+            "erasures, loaded_at) VALUES (?, ?, ?, 0, 0, 0, 0, 0, now())",
             [batch.integration, batch.batch_id, batch.topic_kind],
         )
 

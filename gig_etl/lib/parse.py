@@ -72,7 +72,7 @@ class ParsedBatch:
     messages: pl.DataFrame  # valid envelopes (VALID_MESSAGE_SCHEMA)
     fields: pl.DataFrame  # their data entries (FIELD_SCHEMA), by (partition, offset)
     tombstones: pl.DataFrame  # customer_id, kafka_ts, partition, offset
-    quarantined: pl.DataFrame  # topic, partition, offset, kafka_ts, key, raw_value, reason
+    quarantined: pl.DataFrame  # topic, partition, offset, kafka_ts, key, key_text, raw_value, reason
 
 
 def shred(raw: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -88,9 +88,14 @@ def shred(raw: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
     """The first thing wrong with a message's envelope, or null if nothing is."""
-    expr = pl.when(pl.col("is_null")).then(
-        pl.lit(None if kind is TopicKind.PROFILES else "null value on the events topic", pl.String)
-    )
+    if kind is TopicKind.PROFILES:
+        # A tombstone's key is all it says: the customer to erase.
+        key_text = pl.col("key_text")
+        expr = pl.when(pl.col("is_null") & (key_text.is_null() | (key_text == ""))).then(
+            pl.lit("tombstone key is not a UTF-8 customer id")
+        ).when(pl.col("is_null")).then(pl.lit(None, pl.String))
+    else:
+        expr = pl.when(pl.col("is_null")).then(pl.lit("null value on the events topic"))
     expr = expr.when(~pl.col("is_text")).then(pl.lit("value is not UTF-8 text"))
     expr = expr.when(~pl.col("is_object")).then(pl.lit("value is not a JSON object"))
     for field, types in _ENVELOPE_TYPES.items():
@@ -196,10 +201,10 @@ def parse_raw_batch(raw: pa.Table, kind: TopicKind, tenant_id: str) -> ParsedBat
         "data",
     ).cast(VALID_MESSAGE_SCHEMA)
     tombstones = checked.filter(pl.col("is_null") & pl.col("reason").is_null()).select(
-        pl.col("key").cast(pl.String, strict=False).alias("customer_id"), "kafka_ts", "partition", "offset"
+        pl.col("key_text").alias("customer_id"), "kafka_ts", "partition", "offset"
     )
     quarantined = checked.filter(pl.col("reason").is_not_null()).select(
-        "topic", "partition", "offset", "kafka_ts", "key", pl.col("value").alias("raw_value"), "reason"
+        "topic", "partition", "offset", "kafka_ts", "key", "key_text", pl.col("value").alias("raw_value"), "reason"
     )
     return ParsedBatch(
         messages=messages,

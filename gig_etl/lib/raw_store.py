@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gig_etl.contract import TopicKind
+from gig_etl.lib.home import writing_under
 
 # One row per Kafka message, kept untouched. Timestamps are microseconds in UTC
 # because nanosecond Parquet timestamps are not read by every reader.
@@ -66,6 +67,17 @@ CREATE TABLE IF NOT EXISTS drain_history (
     drained      INTEGER NOT NULL,
     finished_at  TEXT NOT NULL
 );
+-- Offsets recorded as unread that the broker no longer had (retention passed them):
+-- lost to us, reported here and in the run, never silently skipped.
+CREATE TABLE IF NOT EXISTS gaps (
+    integration  TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    partition    INTEGER NOT NULL,
+    from_offset  INTEGER NOT NULL,
+    to_offset    INTEGER NOT NULL,   -- exclusive: the broker's earliest offset then
+    found_at     TEXT NOT NULL,
+    PRIMARY KEY (integration, topic, partition, from_offset)
+);
 CREATE TABLE IF NOT EXISTS raw_offsets (
     integration  TEXT NOT NULL,
     topic        TEXT NOT NULL,
@@ -105,9 +117,13 @@ def write_durably(table: pa.Table, path: Path) -> int:
     """Writes `table` to `path` so that a crash leaves the old file or the new one,
     whole: a temporary name, fsync, rename, fsync of the folder. Returns the size."""
     temporary = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, temporary, row_group_size=PARQUET_ROW_GROUP_SIZE, compression=PARQUET_COMPRESSION)
-    with open(temporary, "rb+") as handle:
-        os.fsync(handle.fileno())
+    try:
+        pq.write_table(table, temporary, row_group_size=PARQUET_ROW_GROUP_SIZE, compression=PARQUET_COMPRESSION)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # on a full disk, give the space back now
+        raise
     os.replace(temporary, path)
     _fsync_dir(path.parent)
     return path.stat().st_size
@@ -118,10 +134,11 @@ class RawStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.root / "manifest.sqlite"
-        with closing(self._connect()) as db:
-            db.executescript(_MANIFEST_DDL)
+        with writing_under(self.root, "the raw manifest"):
+            self.root.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as db:
+                db.executescript(_MANIFEST_DDL)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.manifest_path, timeout=30, isolation_level=None)
@@ -165,6 +182,31 @@ class RawStore:
             ).fetchall()
         return dict(rows)
 
+    def record_gaps(self, integration: str, topic: str, gaps: list[tuple[int, int, int]]) -> None:
+        """Records (partition, from, to) gaps and moves those partitions' next offsets
+        past them, in one transaction: a gap is reported once, and reading goes on
+        from the broker's earliest offset."""
+        found_at = _now()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO gaps VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(integration, topic, p, start, end, found_at) for p, start, end in gaps],
+            )
+            db.executemany(
+                "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
+                "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset), updated_at = excluded.updated_at",
+                [(integration, topic, p, end, found_at) for p, _, end in gaps],
+            )
+
+    def gaps(self, integration: str) -> list[tuple[str, int, int, int]]:
+        """(topic, partition, from, to) of every gap recorded for the integration."""
+        with closing(self._connect()) as db:
+            return db.execute(
+                "SELECT topic, partition, from_offset, to_offset FROM gaps WHERE integration = ? "
+                "ORDER BY topic, partition, from_offset",
+                (integration,),
+            ).fetchall()
+
     def record_drain(self, integration: str, topic: str, lag_before: int, drained: int) -> None:
         with closing(self._connect()) as db:
             db.execute(
@@ -198,16 +240,19 @@ class RawStore:
         batch_id = f"{created_at[:19].replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:12]}"
         relative = Path(integration) / topic_kind.value / f"date={created_at[:10]}" / f"{batch_id}.parquet"
         final = self.root / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
-        size = write_durably(table, final)
-        batch = RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at)
-        with self._transaction() as db:
-            self._insert_batch(db, batch, table)
-            db.executemany(
-                "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
-                "DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
-                [(integration, topic, p, o, created_at) for p, o in sorted(next_offsets.items())],
-            )
+        # Disk full or unwritable: the run stops with nothing recorded, and what
+        # was half written is an orphan the next run removes.
+        with writing_under(self.root, "a raw batch"):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            size = write_durably(table, final)
+            batch = RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at)
+            with self._transaction() as db:
+                self._insert_batch(db, batch, table)
+                db.executemany(
+                    "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
+                    "DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+                    [(integration, topic, p, o, created_at) for p, o in sorted(next_offsets.items())],
+                )
         return batch
 
     def batches(self, integration: str | None = None, topic_kind: TopicKind | None = None) -> list[RawBatch]:
@@ -300,6 +345,7 @@ class RawStore:
             )
             db.execute("DELETE FROM raw_batches WHERE integration = ?", (integration,))
             db.execute("DELETE FROM raw_offsets WHERE integration = ?", (integration,))
+            db.execute("DELETE FROM gaps WHERE integration = ?", (integration,))
         for batch in batches:
             batch.path.unlink(missing_ok=True)
         return len(batches)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Mapping
 
 from gig_etl.contract import PROFILE_IDENTIFIERS
+from gig_etl.lib.home import writing_under
 from gig_etl.lib.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
 
 
@@ -161,9 +162,10 @@ def _now() -> str:
 class IntegrationRegistry:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db:
-            db.execute(_DDL)
+        with writing_under(self.path.parent, "the integration registry"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as db:
+                db.execute(_DDL)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)

@@ -14,7 +14,9 @@ from gig_etl.defs.resources import (
 )
 from gig_etl.lib.drain import DrainError, DrainResult, drain_topics
 from gig_etl.lib.health import lag_trend
+from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.kafka import KafkaUnavailable
+from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.registry import CredentialsError
 
 
@@ -76,17 +78,20 @@ def raw_topics(
 ):
     """Drains the selected topics with one consumer, all their partitions at once."""
     integration = approved_integration(context, integration_registry)
-    store = gig_etl_home.raw_store()
-    store.remove_orphans()
     kinds = [kind for kind in TopicKind if raw_asset_key(kind) in context.selected_asset_keys]
     topics = {kind: kind.topic(integration.tenant_id) for kind in kinds}
     try:
-        with kafka.consumer(integration.connection(), integration.name) as consumer:
-            results = drain_topics(consumer, store, integration.name, topics, kafka.limits())
+        with gig_etl_home.integration_lock(integration.name, f"drain, run {context.run.run_id}"):
+            store = gig_etl_home.raw_store()
+            store.remove_orphans()
+            with kafka.consumer(integration.connection(), integration.name) as consumer:
+                results = drain_topics(consumer, store, integration.name, topics, kafka.limits())
     except (DrainError, KafkaUnavailable, CredentialsError) as exc:
         raise dg.Failure(
             description=f"integration {integration.name!r}, broker {integration.bootstrap_servers}: {exc}"
         ) from exc
+    except (HomeUnwritable, IntegrationBusy) as exc:
+        raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
     for kind, result in results.items():
         if not result.topic_found:
             context.log.info(f"{result.topic}: topic not on the broker yet, nothing to drain")
@@ -98,7 +103,7 @@ def raw_topics(
         for gap in result.gaps:
             context.log.warning(
                 f"{result.topic} [{gap.partition}]: offsets {gap.from_offset}..{gap.to_offset - 1} "
-                "were deleted by the broker before they were read"
+                "were deleted by the broker before they were read; recorded in the raw manifest's gaps table"
             )
         yield dg.MaterializeResult(asset_key=raw_asset_key(kind), metadata=drain_metadata(result))
         # What the run drained was behind too: brokers that report a short high

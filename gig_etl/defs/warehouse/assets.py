@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import duckdb
 
 from gig_etl.contract import TopicKind
 from gig_etl.defs.integrations.gate import approved_integration
@@ -22,7 +23,10 @@ from gig_etl.lib.health import (
     no_duplicates,
     quarantine_rate,
 )
+from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.load import load_integration
+from gig_etl.lib.lock import IntegrationBusy
+from gig_etl.lib.warehouse import WarehouseLocked
 
 # The tables one load writes, in one transaction per raw batch.
 WAREHOUSE_TABLES = {
@@ -79,8 +83,12 @@ def warehouse_tables(
     """Loads the raw batches not loaded yet: each message once, newest values win,
     erasures applied, bad input quarantined."""
     integration = approved_integration(context, integration_registry)
+    try:
+        with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.connect() as db:
+            load = load_integration(db, gig_etl_home.raw_store(), integration)
+    except (HomeUnwritable, IntegrationBusy, WarehouseLocked, duckdb.IOException) as exc:
+        raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
     with warehouse.connect() as db:
-        load = load_integration(db, gig_etl_home.raw_store(), integration)
         table_rows = {
             table: db.execute(f"SELECT count(*) FROM {table} WHERE integration = ?", [integration.name]).fetchall()[0][0]
             for table in WAREHOUSE_TABLES

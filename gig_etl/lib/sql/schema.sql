@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS erasures (
     integration VARCHAR NOT NULL,
     customer_id VARCHAR NOT NULL,
     erased_at   TIMESTAMPTZ NOT NULL,   -- Kafka time of the tombstone
+    raw_erased  BOOLEAN NOT NULL DEFAULT false,  -- every raw batch rewritten without the customer
     PRIMARY KEY (integration, customer_id)
 );
 
@@ -100,5 +101,11 @@ CREATE TABLE IF NOT EXISTS loaded_batches (
     quarantined BIGINT NOT NULL,
     erasures    BIGINT NOT NULL,
     loaded_at   TIMESTAMPTZ NOT NULL,
+    -- the raw file rewritten without the customers erased before it was loaded
+    raw_erasures_applied BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (integration, batch_id)
 );
+
+-- Warehouses created before raw erasure was tracked (older gig-etl versions).
+ALTER TABLE erasures ADD COLUMN IF NOT EXISTS raw_erased BOOLEAN DEFAULT false;
+ALTER TABLE loaded_batches ADD COLUMN IF NOT EXISTS raw_erasures_applied BOOLEAN DEFAULT false;

@@ -17,6 +17,7 @@ WITH decoded AS (
 )
 SELECT
     topic, "partition", "offset", "timestamp" AS kafka_ts, key, value,
+    TRY(decode(key)) AS key_text,  -- null when the key is not UTF-8
     value IS NULL AS is_null,
     text IS NOT NULL AS is_text,
     is_object,

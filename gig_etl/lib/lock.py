@@ -1,0 +1,63 @@
+"""A lock per integration on its raw files and offsets, held across processes.
+
+The daemon's run queue already runs one run per integration; the lock covers what
+bypasses the queue (`gig-etl run`, `gig-etl rebuild`, a second `dagster dev`).
+It is an `flock` on a file: the kernel releases it when its holder dies, even by
+SIGKILL, so a crash never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Iterator
+
+
+class IntegrationBusy(RuntimeError):
+    """Another process holds the integration; the message says which and since when."""
+
+
+@contextmanager
+def integration_lock(folder: Path, integration: str, purpose: str, wait_s: float) -> Iterator[None]:
+    """Holds the integration's lock for the block, waiting up to `wait_s` for it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{integration}.lock"
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IntegrationBusy(
+                        f"integration {integration!r} is busy: {_holder(path)}; waited {wait_s:.0f}s, "
+                        "nothing was read (try again when it ends)"
+                    ) from None
+                time.sleep(0.2)
+        # Who holds it, for the message a waiting process gives.
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            json.dumps({"pid": os.getpid(), "purpose": purpose, "since": datetime.now(UTC).isoformat(timespec="seconds")})
+        )
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text())
+        return f"process {holder['pid']} has held it since {holder['since']} ({holder['purpose']})"
+    except (OSError, ValueError, KeyError):
+        return "another process holds it"
