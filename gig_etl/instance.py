@@ -9,13 +9,20 @@ from pathlib import Path
 import dagster as dg
 
 from gig_etl.lib.home import dagster_home
+from gig_etl.lib.lock import file_lock
 
 # Written once when missing (an operator's own edits are kept). Runs are tagged
 # with their partition, the integration: one run at a time per integration, so
 # a refresh never overlaps another refresh or a compaction of the same data.
+# A run whose process was killed stays STARTED and would hold that one slot for
+# ever; run monitoring fails it once it has run longer than any refresh should.
 _INSTANCE_CONFIG = """\
 telemetry:
   enabled: false
+run_monitoring:
+  enabled: true
+  max_runtime_seconds: 7200
+  poll_interval_seconds: 60
 concurrency:
   runs:
     tag_concurrency_limits:
@@ -38,4 +45,10 @@ def prepare_dagster_home(home: Path) -> Path:
 def dagster_instance(home: Path) -> dg.DagsterInstance:
     folder = prepare_dagster_home(home)
     os.environ["DAGSTER_HOME"] = str(folder)
-    return dg.DagsterInstance.get()
+    # Two processes creating the instance's SQLite storages at once collide (both
+    # stamp the schema version): the first creates them, the others wait.
+    with file_lock(folder / "setup.lock", "creating the Dagster instance", wait_s=120):
+        instance = dg.DagsterInstance.get()
+        instance.get_run_records(limit=1)
+        instance.get_latest_materialization_event(dg.AssetKey("none"))
+    return instance

@@ -3,9 +3,13 @@ job and gate as the daemon, on the persistent instance so its runs show in the U
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import dagster as dg
 
 from gig_etl.definitions import defs
 from gig_etl.defs.integrations.jobs import refresh_integration_job
@@ -13,6 +17,10 @@ from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.instance import dagster_instance
 from gig_etl.lib.gate import NotApproved, status_summary
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
+
+# Where a `gig-etl run` runs, to tell later whether its process is still alive.
+_HOST_TAG = "gig_etl/host"
+_PID_TAG = "gig_etl/pid"
 
 # The terminal gets one line per asset from the run's metadata, and a failure in
 # one line; Dagster's own log (with any traceback) is in the UI.
@@ -50,8 +58,11 @@ def run_tick(home: Path, integration: str | None = None, echo: Callable[[str], N
     job = defs.resolve_job_def(refresh_integration_job.name)
     outcomes = []
     for name in names:
+        for run_id in fail_abandoned_runs(instance, name):
+            echo(f"{name}: run {run_id} was left unfinished by a process that died; marked failed")
         result = job.execute_in_process(
-            partition_key=name, instance=instance, raise_on_error=False, run_config=_RUN_CONFIG
+            partition_key=name, instance=instance, raise_on_error=False, run_config=_RUN_CONFIG,
+            tags={_HOST_TAG: socket.gethostname(), _PID_TAG: str(os.getpid())},
         )
         error = None
         if not result.success:
@@ -72,6 +83,36 @@ def run_tick(home: Path, integration: str | None = None, echo: Callable[[str], N
             )
         )
     return outcomes
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance, integration: str) -> list[str]:
+    """Marks failed the integration's runs that `gig-etl run` started on this machine
+    and whose process is gone (killed, machine restarted): otherwise they would show
+    as running in the UI, and hold the integration's slot in the run queue, for ever.
+    Returns their run ids."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+            tags={"dagster/partition": integration, _HOST_TAG: socket.gethostname()},
+        )
+    )
+    abandoned = []
+    for record in records:
+        run = record.dagster_run
+        if not _process_alive(int(run.tags[_PID_TAG])):
+            instance.report_run_failed(run, "the gig-etl process running it died before the run ended")
+            abandoned.append(run.run_id)
+    return abandoned
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _failure_text(event) -> str:

@@ -27,9 +27,9 @@ def register(home: Path, name: str, tenant: str, bootstrap_servers: str, approve
     return registry.approve(name) if approve else registry.get(name)
 
 
-def resources(home: Path, health: HealthResource | None = None, **kafka_settings) -> dict:
+def resources(home: Path, health: HealthResource | None = None, lock_wait_s: float = 60.0, **kafka_settings) -> dict:
     return {
-        "gig_etl_home": GigEtlHomeResource(path=str(home)),
+        "gig_etl_home": GigEtlHomeResource(path=str(home), lock_wait_s=lock_wait_s),
         "health": health or HealthResource(),
         "integration_registry": IntegrationRegistryResource(home=str(home)),
         "kafka": KafkaResource(**kafka_settings),
@@ -39,7 +39,7 @@ def resources(home: Path, health: HealthResource | None = None, **kafka_settings
 
 def materialize_integration(
     home: Path, name: str, assets=ALL_ASSETS, raise_on_error: bool = True, health: HealthResource | None = None,
-    **kafka_settings,
+    lock_wait_s: float = 60.0, **kafka_settings,
 ) -> dg.ExecuteInProcessResult:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(integrations_partitions.name, [name])
@@ -47,7 +47,7 @@ def materialize_integration(
         assets,
         partition_key=name,
         instance=instance,
-        resources=resources(home, health, **kafka_settings),
+        resources=resources(home, health, lock_wait_s, **kafka_settings),
         raise_on_error=raise_on_error,
     )
 

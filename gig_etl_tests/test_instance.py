@@ -5,3 +5,9 @@ def test_the_instance_runs_one_run_at_a_time_per_integration(tmp_path):
     instance = dagster_instance(tmp_path)
     [limit] = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert limit == {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+
+
+def test_the_daemon_fails_a_run_whose_process_died_once_it_outlives_any_refresh(tmp_path):
+    instance = dagster_instance(tmp_path)
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_max_runtime_seconds == 7200

@@ -25,8 +25,25 @@ class IntegrationBusy(RuntimeError):
 @contextmanager
 def integration_lock(folder: Path, integration: str, purpose: str, wait_s: float) -> Iterator[None]:
     """Holds the integration's lock for the block, waiting up to `wait_s` for it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{integration}.lock"
+    try:
+        with file_lock(folder / f"{integration}.lock", purpose, wait_s):
+            yield
+    except LockTimeout as exc:
+        raise IntegrationBusy(
+            f"integration {integration!r} is busy: {exc}; waited {wait_s:.0f}s, nothing was read "
+            "(try again when it ends)"
+        ) from None
+
+
+class LockTimeout(RuntimeError):
+    """The lock stayed held for the whole wait; the message names its holder."""
+
+
+@contextmanager
+def file_lock(path: Path, purpose: str, wait_s: float) -> Iterator[None]:
+    """An exclusive `flock` on `path` for the block, waiting up to `wait_s` for it;
+    the holder writes who it is into the file, for the message of those who wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         deadline = time.monotonic() + wait_s
         while True:
@@ -35,12 +52,8 @@ def integration_lock(folder: Path, integration: str, purpose: str, wait_s: float
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise IntegrationBusy(
-                        f"integration {integration!r} is busy: {_holder(path)}; waited {wait_s:.0f}s, "
-                        "nothing was read (try again when it ends)"
-                    ) from None
-                time.sleep(0.2)
-        # Who holds it, for the message a waiting process gives.
+                    raise LockTimeout(_holder(path)) from None
+                time.sleep(0.1)
         handle.seek(0)
         handle.truncate()
         handle.write(
