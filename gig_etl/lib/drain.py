@@ -32,7 +32,7 @@ class DrainLimits:
     batch_max_bytes: int = 64 * 1024 * 1024
     consume_max_messages: int = 500  # consume() waits to fill its count: keep it small
     # With no progress for this long (broker gone, partition stuck) the drain fails.
-    stall_timeout_s: float = 20.0
+    stall_timeout_s: float = 15.0
     # Past the noted ends: how long an empty poll means "nothing more", and a cap.
     tail_idle_s: float = 0.2
     tail_max_s: float = 10.0
@@ -277,6 +277,10 @@ def drain_topics(
                         drain.next_offsets[position.partition] = position.offset
             if time.monotonic() - last_progress > limits.stall_timeout_s:
                 stuck = "; ".join(f"{topic} {partitions}" for topic, partitions in behind.items())
+                try:  # librdkafka retries quietly: ask the broker once, for a cause to report
+                    consumer.list_topics(timeout=2.0)
+                except KafkaException as exc:
+                    last_error = _error_text(exc.args[0])
                 raise DrainError(
                     f"no progress reading {stuck} for {limits.stall_timeout_s:.0f}s; last broker error: {last_error}"
                 )
