@@ -1,0 +1,54 @@
+"""Bad input at scale: 20,000 customers with 5% chaos, produced and run through
+the command line as an operator would; every message is accounted for."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from gig_etl.lib.home import warehouse_path
+from gig_etl_tests.pipeline import register
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def gig_etl(home: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "gig_etl.cli", *args], cwd=REPO, env=os.environ | {"GIG_ETL_HOME": str(home)},
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_chaos_over_20k_customers_every_message_is_loaded_a_duplicate_or_quarantined(
+    kafka_broker, tenant, isolated_home
+):
+    started = time.monotonic()
+    simulated = gig_etl(
+        isolated_home, "simulate", "--bootstrap-servers", kafka_broker.bootstrap_servers, "--tenant", tenant,
+        "--customers", "20000", "--chaos", "0.05", "--seed", "11",
+    )
+    produced = int(re.search(r"^messages: ([\d,]+)", simulated, re.M).group(1).replace(",", ""))
+    register(isolated_home, "chaotic", tenant, kafka_broker.bootstrap_servers)
+    ran = gig_etl(isolated_home, "run", "--integration", "chaotic")
+
+    assert "chaotic: run " in ran and " succeeded" in ran
+    read, loaded, duplicates, quarantined = (
+        int(n.replace(",", ""))
+        for n in re.search(r"load: ([\d,]+) read = ([\d,]+) loaded \+ ([\d,]+) duplicates \+ ([\d,]+) quarantined", ran).groups()
+    )
+    assert produced == read == loaded + duplicates + quarantined
+    assert duplicates > 0 and quarantined > 0
+    with duckdb.connect(str(warehouse_path(isolated_home)), read_only=True) as db:
+        [(kept,)] = db.execute("SELECT count(*) FROM quarantine WHERE integration = 'chaotic'").fetchall()
+    # Quarantine keeps every bad message, except those of customers erased since.
+    assert 0 < kept <= quarantined
+    print(f"{produced:,} messages: {loaded:,} loaded + {duplicates:,} duplicates + {quarantined:,} quarantined "
+          f"in {time.monotonic() - started:.0f}s")
