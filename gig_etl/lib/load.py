@@ -71,7 +71,10 @@ def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
         _run(db, "COMMIT")
     except BaseException:
-        _run(db, "ROLLBACK")
+        try:
+            _run(db, "ROLLBACK")
+        except duckdb.TransactionException:
+            pass  # a COMMIT that failed (disk full) has ended the transaction already
         raise
 
 

@@ -86,8 +86,12 @@ def warehouse_tables(
     try:
         with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.connect() as db:
             load = load_integration(db, gig_etl_home.raw_store(), integration)
-    except (HomeUnwritable, IntegrationBusy, WarehouseLocked, duckdb.IOException) as exc:
+    except (HomeUnwritable, IntegrationBusy, WarehouseLocked) as exc:
         raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
+    except (duckdb.IOException, duckdb.TransactionException) as exc:  # disk full, unwritable: the batch rolled back
+        raise dg.Failure(
+            description=f"integration {integration.name!r}: cannot write the warehouse {warehouse.database()}: {exc}"
+        ) from exc
     with warehouse.connect() as db:
         table_rows = {
             table: db.execute(f"SELECT count(*) FROM {table} WHERE integration = ?", [integration.name]).fetchall()[0][0]
