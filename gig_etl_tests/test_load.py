@@ -67,3 +67,33 @@ def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_l
             load_integration(db, store, integration)
             tables.append(db.execute('SELECT event_id, "partition", "offset" FROM events').fetchall())
     assert tables[0] == tables[1] == [("m-1", original.partition(4), 0)]
+
+
+def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the_next_load(tmp_path):
+    from gig_etl.lib.load import load_batch
+    from gig_etl.simulate import envelope, message
+    from gig_etl_tests.raw_helpers import raw_messages
+
+    registry = IntegrationRegistry(registry_path(tmp_path))
+    registry.create("it", "acme", "b:1")
+    integration = registry.approve("it")
+    store = RawStore(raw_root(tmp_path))
+    profile = envelope("acme", "7", "profile", "2026-11-20T10:00:00Z", {"first_name": "Ann"})
+    late = envelope("acme", "7", "profile", "2026-11-19T10:00:00Z", {"last_name": "Lee"})
+    with connect_warehouse(warehouse_path(tmp_path)) as db:
+        store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", profile)])
+        load_integration(db, store, integration)
+        # The tombstone's batch commits in the warehouse, then the process dies
+        # before the raw files are rewritten: `load_batch` alone is that state.
+        erasure = store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", None)])
+        load_batch(db, integration, erasure)
+        assert raw_messages(store, "it")["value"].is_not_null().sum() == 1
+        load_integration(db, store, integration)
+        assert raw_messages(store, "it")["value"].to_list() == [None]
+
+        # A late message about the erased customer, loaded, then the same crash.
+        late_batch = store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", late)])
+        load_batch(db, integration, late_batch)
+        assert raw_messages(store, "it")["value"].is_not_null().sum() == 1
+        load_integration(db, store, integration)
+        assert raw_messages(store, "it")["value"].to_list() == [None]
