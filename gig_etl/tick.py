@@ -134,6 +134,11 @@ def outcome_lines(outcome: RunOutcome) -> list[str]:
                 f"  {asset}: {meta['rows']:,} messages from {meta['topic']} "
                 f"in {meta['files']} Parquet files ({meta['bytes_written']:,} bytes)"
             )
+            for gap in meta.get("gaps") or []:
+                lines.append(
+                    f"  warning: {meta['topic']} [{gap['partition']}] offsets {gap['from']}..{gap['to'] - 1} "
+                    "were deleted by the broker before they were read (recorded in the raw manifest's gaps table)"
+                )
         elif "dagster/row_count" in meta:  # a table or a view
             lines.append(f"  {asset}: {meta['dagster/row_count']:,} rows")
             if "read" in meta:  # the load's accounting, the same on each of its tables

@@ -102,3 +102,12 @@ def test_a_message_over_1_mib_and_a_key_that_is_not_utf8_are_kept_and_loaded(kaf
         assert db.execute("SELECT key, reason FROM quarantine WHERE integration = 'edges'").fetchall() == [
             (b"\xff\xfe", "tombstone key is not a UTF-8 customer id")
         ]
+
+
+def test_gig_etl_run_prints_a_gap_as_a_warning():
+    from gig_etl.tick import RunOutcome, outcome_lines
+
+    drained = {"rows": 3, "topic": "gig.acme.events", "files": 1, "bytes_written": 10,
+               "gaps": [{"partition": 0, "from": 5, "to": 15}]}
+    lines = outcome_lines(RunOutcome("it", "r1", True, None, {"raw/events": drained}))
+    assert "  warning: gig.acme.events [0] offsets 5..14 were deleted by the broker before they were read" in "\n".join(lines)
