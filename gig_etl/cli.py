@@ -179,14 +179,14 @@ def rebuild(integration: str | None) -> None:
     # Every integration that was ever approved may have raw data.
     targets = [known.get(integration)] if integration else [i for i in known.list() if i.approved_at]
     store = home.raw_store()
-    with connect_warehouse(warehouse_path(home.root())) as db:
-        for target in targets:
-            with home.integration_lock(target.name, "gig-etl rebuild"):
-                total = rebuild_integration(db, store, target).total
-            click.echo(
-                f"{target.name}: rebuilt from {total.batches} raw batches: {total.rows:,} read, {total.loaded:,} loaded, "
-                f"{total.duplicates:,} duplicates, {total.quarantined:,} quarantined"
-            )
+    for target in targets:
+        # The integration's lock first, then the warehouse, as a run takes them.
+        with home.integration_lock(target.name, "gig-etl rebuild"), connect_warehouse(warehouse_path(home.root())) as db:
+            total = rebuild_integration(db, store, target).total
+        click.echo(
+            f"{target.name}: rebuilt from {total.batches} raw batches: {total.rows:,} read, {total.loaded:,} loaded, "
+            f"{total.duplicates:,} duplicates, {total.quarantined:,} quarantined"
+        )
 
 
 @main.command()
