@@ -1,4 +1,4 @@
-"""A lock per integration on its raw files and offsets, held across processes.
+"""Locks held across processes: one per integration on its raw files and offsets.
 
 The daemon's run queue already runs one run per integration; the lock covers what
 bypasses the queue (`gig-etl run`, `gig-etl rebuild`, a second `dagster dev`).
@@ -12,27 +12,26 @@ import fcntl
 import json
 import os
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 class IntegrationBusy(RuntimeError):
     """Another process holds the integration; the message says which and since when."""
 
 
-@contextmanager
-def integration_lock(folder: Path, integration: str, purpose: str, wait_s: float) -> Iterator[None]:
+def integration_lock(folder: Path, integration: str, purpose: str, wait_s: float) -> AbstractContextManager[None]:
     """Holds the integration's lock for the block, waiting up to `wait_s` for it."""
-    try:
-        with file_lock(folder / f"{integration}.lock", purpose, wait_s):
-            yield
-    except LockTimeout as exc:
-        raise IntegrationBusy(
-            f"integration {integration!r} is busy: {exc}; waited {wait_s:.0f}s, nothing was read "
+
+    def busy(holder: str) -> IntegrationBusy:
+        return IntegrationBusy(
+            f"integration {integration!r} is busy: {holder}; waited {wait_s:.0f}s, nothing was read "
             "(try again when it ends)"
-        ) from None
+        )
+
+    return file_lock(folder / f"{integration}.lock", purpose, wait_s, on_timeout=busy)
 
 
 class LockTimeout(RuntimeError):
@@ -40,9 +39,12 @@ class LockTimeout(RuntimeError):
 
 
 @contextmanager
-def file_lock(path: Path, purpose: str, wait_s: float) -> Iterator[None]:
-    """An exclusive `flock` on `path` for the block, waiting up to `wait_s` for it;
-    the holder writes who it is into the file, for the message of those who wait."""
+def file_lock(
+    path: Path, purpose: str, wait_s: float, on_timeout: Callable[[str], Exception] = LockTimeout
+) -> Iterator[None]:
+    """An exclusive `flock` on `path` for the block, waiting up to `wait_s` for it,
+    then raising `on_timeout(<who holds it>)`. The holder writes who it is into the
+    file, for the message of those who wait."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         deadline = time.monotonic() + wait_s
@@ -52,7 +54,7 @@ def file_lock(path: Path, purpose: str, wait_s: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(_holder(path)) from None
+                    raise on_timeout(_holder(path)) from None
                 time.sleep(0.1)
         handle.seek(0)
         handle.truncate()
