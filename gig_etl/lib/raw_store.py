@@ -173,6 +173,16 @@ class RawStore:
 
     # -- offsets ----------------------------------------------------------------
 
+    @staticmethod
+    def _record_next_offsets(
+        db: sqlite3.Connection, integration: str, topic: str, next_offsets: dict[int, int], at: str
+    ) -> None:
+        db.executemany(
+            "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
+            "DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+            [(integration, topic, p, o, at) for p, o in sorted(next_offsets.items())],
+        )
+
     def next_offsets(self, integration: str, topic: str) -> dict[int, int]:
         """The recorded next offset to read, per partition, for this integration's topic."""
         with closing(self._connect()) as db:
@@ -192,11 +202,8 @@ class RawStore:
                 "INSERT INTO gaps VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(integration, topic, p, start, end, found_at) for p, start, end in gaps],
             )
-            db.executemany(
-                "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
-                "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset), updated_at = excluded.updated_at",
-                [(integration, topic, p, end, found_at) for p, _, end in gaps],
-            )
+            # A gap is found only below the broker's earliest offset: this moves forward.
+            self._record_next_offsets(db, integration, topic, {p: end for p, _, end in gaps}, found_at)
 
     def gaps(self, integration: str) -> list[tuple[str, int, int, int]]:
         """(topic, partition, from, to) of every gap recorded for the integration."""
@@ -248,11 +255,7 @@ class RawStore:
             batch = RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at)
             with self._transaction() as db:
                 self._insert_batch(db, batch, table)
-                db.executemany(
-                    "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
-                    "DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
-                    [(integration, topic, p, o, created_at) for p, o in sorted(next_offsets.items())],
-                )
+                self._record_next_offsets(db, integration, topic, next_offsets, created_at)
         return batch
 
     def batches(self, integration: str | None = None, topic_kind: TopicKind | None = None) -> list[RawBatch]:
