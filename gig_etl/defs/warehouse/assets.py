@@ -86,30 +86,31 @@ def warehouse_tables(
     try:
         with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.connect() as db:
             load = load_integration(db, gig_etl_home.raw_store(), integration)
+            table_rows = {
+                table: db.execute(f"SELECT count(*) FROM {table} WHERE integration = ?", [integration.name]).fetchall()[0][0]
+                for table in WAREHOUSE_TABLES
+            }
+            [(newest,)] = db.execute(
+                "SELECT max(occurred_at) FROM events WHERE integration = ?", [integration.name]
+            ).fetchall()
+            duplicated = db.execute(
+                "SELECT profile_id, count(*) FROM profiles WHERE integration = ? GROUP BY profile_id HAVING count(*) > 1 "
+                "ORDER BY 2 DESC, 1",
+                [integration.name],
+            ).fetchall()
+            uncatalogued = [
+                t for (t,) in db.execute(
+                    "SELECT DISTINCT event_type FROM events WHERE integration = ? AND event_type NOT IN "
+                    "(SELECT event_type FROM event_catalog WHERE integration = ?) ORDER BY 1",
+                    [integration.name, integration.name],
+                ).fetchall()
+            ]
     except (HomeUnwritable, IntegrationBusy, WarehouseLocked) as exc:
         raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
     except (duckdb.IOException, duckdb.TransactionException) as exc:  # disk full, unwritable: the batch rolled back
         raise dg.Failure(
             description=f"integration {integration.name!r}: cannot write the warehouse {warehouse.database()}: {exc}"
         ) from exc
-    with warehouse.connect() as db:
-        table_rows = {
-            table: db.execute(f"SELECT count(*) FROM {table} WHERE integration = ?", [integration.name]).fetchall()[0][0]
-            for table in WAREHOUSE_TABLES
-        }
-        [(newest,)] = db.execute("SELECT max(occurred_at) FROM events WHERE integration = ?", [integration.name]).fetchall()
-        duplicated = db.execute(
-            "SELECT profile_id, count(*) FROM profiles WHERE integration = ? GROUP BY profile_id HAVING count(*) > 1 "
-            "ORDER BY 2 DESC, 1",
-            [integration.name],
-        ).fetchall()
-        uncatalogued = [
-            t for (t,) in db.execute(
-                "SELECT DISTINCT event_type FROM events WHERE integration = ? AND event_type NOT IN "
-                "(SELECT event_type FROM event_catalog WHERE integration = ?) ORDER BY 1",
-                [integration.name, integration.name],
-            ).fetchall()
-        ]
     for kind, counts in load.counts.items():
         context.log.info(
             f"{integration.name} {kind}: {counts.rows:,} read, {counts.loaded:,} loaded, "
