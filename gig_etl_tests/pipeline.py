@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.marts.assets import marts_views
@@ -14,7 +15,7 @@ from gig_etl.defs.resources import (
     KafkaResource,
     WarehouseResource,
 )
-from gig_etl.defs.warehouse.assets import warehouse_tables
+from gig_etl.defs.warehouse.assets import WAREHOUSE_TABLES, warehouse_tables
 from gig_etl.lib.home import warehouse_path
 from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path
 
@@ -73,3 +74,13 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
     return {
         f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()
     }
+
+
+def warehouse_rows(home: Path, integration: str, relations=tuple(WAREHOUSE_TABLES)) -> dict[str, list]:
+    """Every row the integration has in each table (or view), in a stable order."""
+    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
+        db.execute("SET TimeZone = 'UTC'").fetchall()
+        return {
+            relation: db.execute(f"SELECT * FROM {relation} WHERE integration = ? ORDER BY ALL", [integration]).fetchall()
+            for relation in relations
+        }

@@ -1,23 +1,15 @@
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 from click.testing import CliRunner
 
 from gig_etl.cli import main
 from gig_etl.defs.raw.compaction import raw_compacted_days
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.simulate import generate_traffic, produce_traffic
-from gig_etl_tests.pipeline import asset_metadata, materialize_integration, register
+from gig_etl_tests.pipeline import asset_metadata, materialize_integration, register, warehouse_rows
 from gig_etl_tests.raw_helpers import raw_messages
-
-TABLES = ("profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine")
-
-
-def warehouse_snapshot(home) -> dict:
-    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
-        return {t: db.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}
 
 
 def test_compaction_merges_a_day_into_one_file_per_topic_and_partition_and_changes_nothing_else(
@@ -31,7 +23,7 @@ def test_compaction_merges_a_day_into_one_file_per_topic_and_partition_and_chang
     before_files = len(store.batches("packed"))
     raw_before = raw_messages(store, "packed").sort("topic", "partition", "offset")
     offsets_before = {t: store.next_offsets("packed", t) for t in raw_before["topic"].unique()}
-    tables_before = warehouse_snapshot(isolated_home)
+    tables_before = warehouse_rows(isolated_home, "packed")
     yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     with sqlite3.connect(store.manifest_path) as manifest:  # as if drained yesterday
         manifest.execute("UPDATE raw_batches SET created_at = ?", (yesterday,))
@@ -48,7 +40,7 @@ def test_compaction_merges_a_day_into_one_file_per_topic_and_partition_and_chang
 
     again = materialize_integration(isolated_home, "packed")
     assert asset_metadata(again)["profiles"]["read"] == 0  # nothing is loaded twice
-    assert warehouse_snapshot(isolated_home) == tables_before
+    assert warehouse_rows(isolated_home, "packed") == tables_before
     rebuilt = CliRunner().invoke(main, ["rebuild", "--integration", "packed"], env={"GIG_ETL_HOME": str(isolated_home)})
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert warehouse_snapshot(isolated_home) == tables_before
+    assert warehouse_rows(isolated_home, "packed") == tables_before

@@ -22,10 +22,9 @@ from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import registry_path
 from gig_etl.simulate import generate_traffic, produce_traffic
-from gig_etl_tests.pipeline import materialize_integration, register
+from gig_etl_tests.pipeline import materialize_integration, register, warehouse_rows
 from gig_etl_tests.raw_helpers import raw_messages
 
-ANALYST_TABLES = ("profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine")
 REPO = Path(__file__).resolve().parents[1]
 KILLS = 21
 
@@ -61,15 +60,6 @@ def step_at_kill(log: Path) -> str:
     """The step the run was in when it was killed, from its Dagster log."""
     started = re.findall(r'STEP_START - Started execution of step "(\w+)"', log.read_text())
     return started[-1] if started else "starting"
-
-
-def tables(home: Path, integration: str) -> dict[str, list]:
-    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
-        db.execute("SET TimeZone = 'UTC'").fetchall()
-        return {
-            table: db.execute(f"SELECT * FROM {table} WHERE integration = ? ORDER BY ALL", [integration]).fetchall()
-            for table in ANALYST_TABLES
-        }
 
 
 def raw_positions(home: Path, integration: str) -> pl.DataFrame:
@@ -128,7 +118,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(kafka_broke
     crashed_raw, reference_raw = raw_positions(home, "crash"), raw_positions(reference, "crash")
     assert crashed_raw.select("topic", "partition", "offset").is_duplicated().sum() == 0
     assert crashed_raw.sort("topic", "partition", "offset").equals(reference_raw.sort("topic", "partition", "offset"))
-    assert tables(home, "crash") == tables(reference, "crash")
+    assert warehouse_rows(home, "crash") == warehouse_rows(reference, "crash")
     # Each produced message was read by exactly one committed load (raw keeps fewer:
     # erasure takes the erased customers' messages out of it).
     assert read_by_loads(home, "crash") == sum(produced) > 30_000

@@ -14,17 +14,17 @@ from click.testing import CliRunner
 
 from gig_etl.cli import main
 from gig_etl.contract import PROFILE_ATTRIBUTES, TopicKind
+from gig_etl.defs.marts.assets import VIEWS
+from gig_etl.defs.warehouse.assets import WAREHOUSE_TABLES
 from gig_etl.lib.home import raw_root, warehouse_path
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.simulate import SimulatedMessage, envelope, message, produce_traffic
-from gig_etl_tests.pipeline import asset_metadata, materialize_integration, register
+from gig_etl_tests.pipeline import asset_metadata, materialize_integration, register, warehouse_rows
 from gig_etl_tests.raw_helpers import raw_messages
 
 P, E = TopicKind.PROFILES, TopicKind.EVENTS
 NOW = datetime.now(UTC).replace(microsecond=0)
-ANALYST_TABLES = ("profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine")
-VIEWS = ("marketable_profiles", "player_value")
 
 
 def ago(days: float) -> datetime:
@@ -159,12 +159,7 @@ def run(home, integration: str) -> dict:
 
 
 def snapshot(home, integration: str) -> dict[str, list]:
-    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
-        db.execute("SET TimeZone = 'UTC'").fetchall()
-        return {
-            table: db.execute(f"SELECT * FROM {table} WHERE integration = ? ORDER BY ALL", [integration]).fetchall()
-            for table in ANALYST_TABLES + VIEWS
-        }
+    return warehouse_rows(home, integration, (*WAREHOUSE_TABLES, *VIEWS))
 
 
 def query(home, sql: str, *params) -> list[tuple]:
