@@ -1,5 +1,7 @@
 """Running the real Dagster assets for one integration, for tests."""
 
+import os
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -84,3 +86,13 @@ def warehouse_rows(home: Path, integration: str, relations=tuple(WAREHOUSE_TABLE
             relation: db.execute(f"SELECT * FROM {relation} WHERE integration = ? ORDER BY ALL", [integration]).fetchall()
             for relation in relations
         }
+
+
+def gig_etl_process(home: Path, *args: str) -> dict:
+    """`gig-etl ARGS` in a process of its own on `home`: keyword arguments for
+    `subprocess.run` or `subprocess.Popen`."""
+    return {
+        "args": [sys.executable, "-m", "gig_etl.cli", *args],
+        "cwd": Path(__file__).resolve().parents[1],
+        "env": os.environ | {"GIG_ETL_HOME": str(home)},
+    }

@@ -1,10 +1,8 @@
 """Bad input at scale: 20,000 customers with 5% chaos, produced and run through
 the command line as an operator would; every message is accounted for."""
 
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,16 +10,10 @@ import duckdb
 import pytest
 
 from gig_etl.lib.home import warehouse_path
-from gig_etl_tests.pipeline import register
-
-REPO = Path(__file__).resolve().parents[1]
-
+from gig_etl_tests.pipeline import gig_etl_process, register
 
 def gig_etl(home: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "gig_etl.cli", *args], cwd=REPO, env=os.environ | {"GIG_ETL_HOME": str(home)},
-        capture_output=True, text=True, timeout=900,
-    )
+    result = subprocess.run(**gig_etl_process(home, *args), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

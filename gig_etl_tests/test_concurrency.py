@@ -4,7 +4,6 @@ parallel, the warehouse's single writer waited for, and nothing else waiting on 
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,18 +19,11 @@ from gig_etl.lib.lock import integration_lock
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.warehouse import connect_warehouse
 from gig_etl.simulate import generate_traffic, produce_traffic
-from gig_etl_tests.pipeline import failure_text, materialize_integration, register
+from gig_etl_tests.pipeline import failure_text, gig_etl_process, materialize_integration, register
 from gig_etl_tests.raw_helpers import raw_messages
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 def gig_etl(home: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gig_etl.cli", *args],
-        cwd=REPO, env=os.environ | {"GIG_ETL_HOME": str(home)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    return subprocess.Popen(**gig_etl_process(home, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_a_drain_waits_for_the_integration_lock_then_fails_naming_its_holder(kafka_broker, tenant, isolated_home):

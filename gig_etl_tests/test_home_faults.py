@@ -1,9 +1,7 @@
 """A full disk or an unwritable $GIG_ETL_HOME: one clear message, no offsets advanced."""
 
-import os
 import resource
 import subprocess
-import sys
 from pathlib import Path
 
 from gig_etl.defs.raw.assets import raw_topics
@@ -11,9 +9,8 @@ from gig_etl.lib.home import raw_root, warehouse_path
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.simulate import generate_traffic, produce_traffic
-from gig_etl_tests.pipeline import materialize_integration, register
+from gig_etl_tests.pipeline import gig_etl_process, materialize_integration, register
 
-REPO = Path(__file__).resolve().parents[1]
 FILE_SIZE_LIMIT = 1024 * 1024
 
 
@@ -24,8 +21,7 @@ def run(home: Path, integration: str, max_file_bytes: int | None = None) -> subp
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
     return subprocess.run(
-        [sys.executable, "-m", "gig_etl.cli", "run", "--integration", integration],
-        cwd=REPO, env=os.environ | {"GIG_ETL_HOME": str(home)}, capture_output=True, text=True, timeout=300,
+        **gig_etl_process(home, "run", "--integration", integration), capture_output=True, text=True, timeout=300,
         preexec_fn=limit_file_size if max_file_bytes else None,
     )
 
