@@ -41,12 +41,14 @@ def test_the_compaction_schedule_compacts_each_approved_integration(tmp_path):
     registry = IntegrationRegistry(registry_path(tmp_path))
     registry.create("acme", "acme-casino", "b:9092")
     instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path))
-    context = dg.build_schedule_context(
+    # Closed by `with`: the context enters its own instance from the ref, and
+    # one left open can hand a dead instance to a later Definitions load.
+    with dg.build_schedule_context(
         instance=instance, resources={"integration_registry": IntegrationRegistryResource(home=str(tmp_path))},
         scheduled_execution_time=datetime(2026, 11, 24, 3, 30),
-    )
-    assert isinstance(compaction_schedule(context), dg.SkipReason)
-    registry.approve("acme")
-    instance.add_dynamic_partitions(integrations_partitions.name, ["acme"])
-    [request] = compaction_schedule(context)
+    ) as context:
+        assert isinstance(compaction_schedule(context), dg.SkipReason)
+        registry.approve("acme")
+        instance.add_dynamic_partitions(integrations_partitions.name, ["acme"])
+        [request] = compaction_schedule(context)
     assert (request.partition_key, request.run_key) == ("acme", "compact:acme:2026-11-24T03:30:00")

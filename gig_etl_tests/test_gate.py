@@ -92,16 +92,18 @@ def test_schedule_requests_each_approved_partition_and_skips_naming_statuses(reg
     registry.create("acme", "acme-casino", "b:9092")
     registry.create("beta", "beta-casino", "b:9092")
     instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path))
-    context = dg.build_schedule_context(
+    # Closed by `with`: the context enters its own instance from the ref, and
+    # one left open can hand a dead instance to a later Definitions load.
+    with dg.build_schedule_context(
         instance=instance, resources={"integration_registry": registry_resource},
         scheduled_execution_time=datetime(2026, 11, 24, 10, 5),
-    )
-    skipped = refresh_schedule(context)
-    assert isinstance(skipped, dg.SkipReason)
-    assert skipped.skip_message == "nothing to refresh: acme is awaiting_approval, beta is awaiting_approval"
+    ) as context:
+        skipped = refresh_schedule(context)
+        assert isinstance(skipped, dg.SkipReason)
+        assert skipped.skip_message == "nothing to refresh: acme is awaiting_approval, beta is awaiting_approval"
 
-    registry.approve("beta")
-    instance.add_dynamic_partitions(integrations_partitions.name, ["beta"])
-    [request] = refresh_schedule(context)
+        registry.approve("beta")
+        instance.add_dynamic_partitions(integrations_partitions.name, ["beta"])
+        [request] = refresh_schedule(context)
     assert request.partition_key == "beta"
     assert request.run_key == "beta:2026-11-24T10:05:00"
