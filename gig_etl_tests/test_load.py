@@ -70,7 +70,7 @@ def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_l
 
 
 def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the_next_load(tmp_path):
-    from gig_etl.lib.load import load_batch
+    from gig_etl.lib.load import load_batch, read_batch
     from gig_etl.simulate import envelope, message
     from gig_etl_tests.raw_helpers import raw_messages
 
@@ -86,14 +86,14 @@ def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the
         # The tombstone's batch commits in the warehouse, then the process dies
         # before the raw files are rewritten: `load_batch` alone is that state.
         erasure = store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", None)])
-        load_batch(db, integration, erasure)
+        load_batch(db, integration, read_batch(erasure, "acme"))
         assert raw_messages(store, "it")["value"].is_not_null().sum() == 1
         load_integration(db, store, integration)
         assert raw_messages(store, "it")["value"].to_list() == [None]
 
         # A late message about the erased customer, loaded, then the same crash.
         late_batch = store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", late)])
-        load_batch(db, integration, late_batch)
+        load_batch(db, integration, read_batch(late_batch, "acme"))
         assert raw_messages(store, "it")["value"].is_not_null().sum() == 1
         load_integration(db, store, integration)
         assert raw_messages(store, "it")["value"].to_list() == [None]

@@ -8,6 +8,7 @@ always loaded + duplicates + quarantined.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -101,14 +102,41 @@ def seed_attribute_catalog(db: duckdb.DuckDBPyConnection, integration: Integrati
     return added
 
 
-def load_batch(db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch) -> LoadCounts:
+@dataclass(frozen=True)
+class ReadBatch:
+    """A raw batch read and parsed: all of its load that needs no warehouse."""
+
+    batch: RawBatch
+    rows: int
+    parsed: ParsedBatch
+
+
+def read_batch(batch: RawBatch, tenant_id: str) -> ReadBatch:
+    raw = pq.read_table(batch.path)
+    return ReadBatch(batch, raw.num_rows, parse_raw_batch(raw, TopicKind(batch.topic_kind), tenant_id))
+
+
+def load_batch(db: duckdb.DuckDBPyConnection, integration: Integration, read: ReadBatch) -> LoadCounts:
     """Loads one raw batch in one transaction: after a crash the warehouse is as
     before the batch, and the next run loads it again."""
-    raw = pq.read_table(batch.path)
-    kind = TopicKind(batch.topic_kind)
-    parsed = parse_raw_batch(raw, kind, integration.tenant_id)
     with _transaction(db):
-        return _apply_batch(db, integration, batch, kind, raw.num_rows, parsed)
+        return _apply_batch(db, integration, read.batch, TopicKind(read.batch.topic_kind), read.rows, read.parsed)
+
+
+def read_ahead(batches: list[RawBatch], tenant_id: str) -> Iterator[ReadBatch]:
+    """The batches read and parsed, in order, the next one while the caller loads
+    this one: parsing needs no warehouse, and both halves release the GIL (DuckDB,
+    polars, Arrow), so the two overlap on two cores. One batch ahead at most, so
+    memory holds two batches, never the backlog."""
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-parse") as reader:
+        upcoming = reader.submit(read_batch, batches[0], tenant_id)
+        for following in [*batches[1:], None]:
+            current = upcoming.result()
+            if following is not None:
+                upcoming = reader.submit(read_batch, following, tenant_id)
+            yield current
 
 
 def _apply_batch(
@@ -331,9 +359,10 @@ def load_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration
     seed_attribute_catalog(db, integration)
     done = loaded_batch_ids(db, integration.name)
     counts = {kind.value: LoadCounts() for kind in TopicKind}
-    for batch in store.batches(integration.name):
-        if batch.batch_id not in done:
-            counts[batch.topic_kind] = counts[batch.topic_kind] + load_batch(db, integration, batch)
+    pending = [batch for batch in store.batches(integration.name) if batch.batch_id not in done]
+    for read in read_ahead(pending, integration.tenant_id):
+        kind = read.batch.topic_kind
+        counts[kind] = counts[kind] + load_batch(db, integration, read)
     return IntegrationLoad(counts, erase_from_raw(db, store, integration.name))
 
 
