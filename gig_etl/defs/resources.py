@@ -16,7 +16,7 @@ from confluent_kafka import Consumer
 
 from gig_etl.lib.drain import DrainLimits
 from gig_etl.lib.home import locks_root, raw_root, resolve_home, warehouse_path
-from gig_etl.lib.kafka import KafkaConnection, open_consumer
+from gig_etl.lib.kafka import BULK_READ_SETTINGS, KafkaConnection, open_consumer
 from gig_etl.lib.lock import integration_lock
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
@@ -79,9 +79,8 @@ class KafkaResource(dg.ConfigurableResource):
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "error",
                 "socket.connection.setup.timeout.ms": 10_000,
-                "queued.max.messages.kbytes": 65_536,
-                "fetch.max.bytes": 52_428_800,
-            },
+            }
+            | BULK_READ_SETTINGS,
             timeout_s=self.connect_timeout_s,
         )
         try:

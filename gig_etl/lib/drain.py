@@ -9,12 +9,13 @@ and the offsets move only together with the batch that holds the messages.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA, RawBatch, RawStore
@@ -101,6 +102,7 @@ def plan_partitions(
     return plans, gaps
 
 
+_MILLIS = itemgetter(1)  # Message.timestamp() is (type, milliseconds)
 _FATAL_ERRORS = (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTHENTICATION, KafkaError.TOPIC_AUTHORIZATION_FAILED)
 
 
@@ -185,9 +187,10 @@ class _TopicDrain:
 
     def take(self, messages: list, started_ms: int, consumer: Consumer) -> int:
         """Adds the messages that belong to this run; returns how many."""
-        partitions = [m.partition() for m in messages]
-        offsets = [m.offset() for m in messages]
-        timestamps = [m.timestamp()[1] for m in messages]
+        # map() over the C methods: the per-message work confluent-kafka forces, no more.
+        partitions = list(map(Message.partition, messages))
+        offsets = list(map(Message.offset, messages))
+        timestamps = list(map(_MILLIS, map(Message.timestamp, messages)))
         row_ends = pc.take(self.end_lookup, pa.array(partitions, pa.int32()))
         if self.stopped or pc.any(pc.greater_equal(pa.array(offsets, pa.int64()), row_ends)).as_py():
             keep = _past_end_filter(partitions, offsets, timestamps, self.ends, started_ms, self.stopped)
@@ -198,19 +201,50 @@ class _TopicDrain:
             offsets = [o for o, k in zip(offsets, keep) if k]
             timestamps = [t for t, k in zip(timestamps, keep) if k]
         if messages:
-            self.batch.add(partitions, offsets, timestamps, [m.key() for m in messages], [m.value() for m in messages])
+            self.batch.add(
+                partitions, offsets, timestamps, list(map(Message.key, messages)), list(map(Message.value, messages))
+            )
             for partition, offset in zip(partitions, offsets):
                 self.next_offsets[partition] = offset + 1
         return len(messages)
 
-    def flush(self, store: RawStore, integration: str, on_batch: Callable[[RawBatch], None] | None) -> None:
+    def flush(self, writer: _BatchWriter) -> None:
         if self.batch.rows:
             advanced = {p: o for p, o in self.next_offsets.items() if o > self.starts[p]}
-            written = store.commit_batch(integration, self.kind, self.topic, self.batch.table(), advanced)
-            self.result.batches.append(written)
-            if on_batch:
-                on_batch(written)
+            writer.write(self.result, self.kind, self.batch.table(), advanced)
         self.batch = _Batch(self.topic)
+
+
+class _BatchWriter:
+    """Writes full batches on a second thread while the drain reads on: Parquet
+    encoding and fsync (which release the GIL) overlap the reading. One write in
+    flight at most, waited for before the next, so batches are recorded in order
+    and memory holds one batch being written besides those being filled."""
+
+    def __init__(self, store: RawStore, integration: str) -> None:
+        self.store = store
+        self.integration = integration
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-write")
+        self._in_flight: tuple[DrainResult, Future[RawBatch]] | None = None
+
+    def write(self, result: DrainResult, kind: TopicKind, table: pa.Table, next_offsets: dict[int, int]) -> None:
+        self.wait()
+        written = self._executor.submit(
+            self.store.commit_batch, self.integration, kind, result.topic, table, next_offsets
+        )
+        self._in_flight = (result, written)
+
+    def wait(self) -> None:
+        """Until the batch in flight is recorded; raises what its write raised."""
+        if self._in_flight is not None:
+            result, written = self._in_flight
+            self._in_flight = None
+            result.batches.append(written.result())
+
+    def close(self) -> None:
+        """Lets a write in flight finish (a recorded batch is whole) without raising:
+        the drain is ending on an error of its own."""
+        self._executor.shutdown(wait=True)
 
 
 def drain_topics(
@@ -219,7 +253,6 @@ def drain_topics(
     integration: str,
     topics: dict[TopicKind, str],
     limits: DrainLimits = DrainLimits(),
-    on_batch: Callable[[RawBatch], None] | None = None,
 ) -> dict[TopicKind, DrainResult]:
     """Reads everything new in `topics`, all partitions at once, up to the high
     watermarks noted at the start, writing bounded batches per topic to `store`.
@@ -235,6 +268,7 @@ def drain_topics(
     consumer.assign(
         [TopicPartition(d.topic, p, start) for d in drains.values() for p, start in d.starts.items()]
     )
+    writer = _BatchWriter(store, integration)
     try:
         last_progress = time.monotonic()
         tail_started: float | None = None
@@ -248,21 +282,14 @@ def drain_topics(
                 if all_stopped or time.monotonic() - tail_started > limits.tail_max_s:
                     break
             messages = consumer.consume(limits.consume_max_messages, timeout=1.0 if behind else limits.tail_idle_s)
-            by_topic: dict[str, list] = {}
-            for message in messages:
-                error = message.error()
-                if error is None:
-                    by_topic.setdefault(message.topic(), []).append(message)
-                elif error.fatal() or error.code() in _FATAL_ERRORS:
-                    raise DrainError(f"reading {message.topic() or ', '.join(drains)}: {_error_text(error)}")
-                else:  # transient (broker down, leader moving): librdkafka retries
-                    last_error = _error_text(error)
+            by_topic, transient = _by_topic(messages, drains)
+            last_error = transient or last_error
             taken = 0
             for topic, topic_messages in by_topic.items():
                 drain = drains[topic]
                 taken += drain.take(topic_messages, started_ms, consumer)
                 if drain.batch.rows >= limits.batch_max_messages or drain.batch.bytes >= limits.batch_max_bytes:
-                    drain.flush(store, integration, on_batch)
+                    drain.flush(writer)
             if taken:
                 last_progress = time.monotonic()
                 continue
@@ -287,10 +314,36 @@ def drain_topics(
                     f"no progress reading {stuck} for {limits.stall_timeout_s:.0f}s; last broker error: {last_error}"
                 )
         for drain in drains.values():
-            drain.flush(store, integration, on_batch)
+            drain.flush(writer)
+        writer.wait()
     finally:
+        writer.close()
         consumer.unassign()
     return results
+
+
+def _by_topic(messages: list[Message], drains: dict) -> tuple[dict[str, list[Message]], str | None]:
+    """The messages of each topic, errors aside; raises on a fatal error, else returns
+    the last transient one (broker down, leader moving: librdkafka retries)."""
+    transient = None
+    if any(map(Message.error, messages)):
+        kept = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                kept.append(message)
+            elif error.fatal() or error.code() in _FATAL_ERRORS:
+                raise DrainError(f"reading {message.topic() or ', '.join(drains)}: {_error_text(error)}")
+            else:
+                transient = _error_text(error)
+        messages = kept
+    topics = list(map(Message.topic, messages))
+    if topics and topics.count(topics[0]) == len(topics):  # the usual case: a fetch is per partition
+        return {topics[0]: messages}, transient
+    by_topic: dict[str, list[Message]] = {}
+    for message, topic in zip(messages, topics):
+        by_topic.setdefault(topic, []).append(message)
+    return by_topic, transient
 
 
 def _past_end_filter(
