@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from operator import itemgetter
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import pyarrow as pa
 import pyarrow.compute as pc
