@@ -374,6 +374,7 @@ def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: 
     pending = _rows(
         db, "SELECT customer_id FROM erasures WHERE integration = ? AND NOT raw_erased", [integration]
     )["customer_id"].to_list()
+    # Every batch, those loaded since included: they need no second pass for these.
     rewritten = store.erase_keys(integration, {c.encode() for c in pending})
     if pending:
         db.register("raw_erased_customers", pl.DataFrame({"customer_id": pending}).to_arrow())
@@ -387,8 +388,8 @@ def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: 
         )["batch_id"]
     )
     if unchecked:
-        erased = {c.encode() for c in erased_customers(db, integration)}
-        rewritten += store.erase_keys(integration, erased, unchecked)
+        erased_earlier = set(erased_customers(db, integration)) - set(pending)
+        rewritten += store.erase_keys(integration, {c.encode() for c in erased_earlier}, unchecked)
         db.register("raw_checked_batches", pl.DataFrame({"batch_id": sorted(unchecked)}).to_arrow())
         _run(
             db, "UPDATE loaded_batches SET raw_erasures_applied = true WHERE integration = ? "
