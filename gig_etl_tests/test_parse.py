@@ -50,6 +50,7 @@ def env(**overrides) -> bytes:
         (env(data={"tags": "vip"}), TopicKind.PROFILES, "tags 'vip' is not a list of strings"),
         (env(data={"deposit_count": 1.5}), TopicKind.PROFILES, "deposit_count '1.5' is not an integer"),
         (env(type="payment_deposit", data={"status": "lost"}), TopicKind.EVENTS, "status 'lost' is not one of pending, approved, declined, cancelled, rollback"),
+        (env(data={}).replace(b'"data": {}', b'"data": {"vip_level": 3, "vip_level": 4}'), TopicKind.PROFILES, "data has the field vip_level more than once"),
     ],
 )
 def test_each_kind_of_bad_input_is_quarantined_with_its_reason(value, kind, reason):
@@ -68,6 +69,16 @@ def test_valid_messages_keep_nulls_unknown_fields_and_times_in_utc():
     assert sorted(parsed.fields.select("field", "json_type", "value").rows()) == [
         ("new_thing", "OBJECT", '{"a":1}'), ("tags", "ARRAY", '["x"]'), ("vip_level", "NULL", None),
     ]
+
+
+def test_a_repeated_field_quarantines_only_its_own_message():
+    repeated = env(message_id="m2").replace(b'"data": {"vip_level": 3}', b'"data": {"a": 1, "b": null, "a": 1}')
+    parsed = parse_raw_batch(raw_batch(env(data={"a": 1, "b": None}), repeated), TopicKind.PROFILES, "acme")
+    assert parsed.messages["message_id"].to_list() == ["m1"]
+    assert sorted(parsed.fields.select("field", "json_type", "value").rows(), key=str) == [
+        ("a", "UBIGINT", "1"), ("b", "NULL", None),
+    ]
+    assert parsed.quarantined["reason"].to_list() == ["data has the field a more than once"]
 
 
 def test_a_tombstone_on_the_profiles_topic_erases_its_key():

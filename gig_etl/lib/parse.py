@@ -65,6 +65,8 @@ VALID_MESSAGE_SCHEMA = pl.Schema(
 FIELD_SCHEMA = pl.Schema(
     {"partition": pl.Int32, "offset": pl.Int64, "field": pl.String, "json_type": pl.String, "value": pl.String}
 )
+# As shredded: whether the field's name occurs more than once in its object.
+_SHREDDED_FIELD_SCHEMA = pl.Schema({**FIELD_SCHEMA, "repeated": pl.Boolean})
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def shred(raw: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame]:
         shredded = db.sql(sql_text("shred_messages.sql")).to_arrow_table()
         db.register("shredded", shredded)
         fields = db.sql(sql_text("shred_fields.sql")).to_arrow_table()
-    return pl.from_arrow(shredded), pl.from_arrow(fields).cast(FIELD_SCHEMA)
+    return pl.from_arrow(shredded), pl.from_arrow(fields).cast(_SHREDDED_FIELD_SCHEMA)
 
 
 def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
@@ -173,12 +175,17 @@ def _fits_kind() -> pl.Expr:
 
 
 def field_problems(fields: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (partition, offset), the first field whose value does not fit its declared type."""
+    """Per (partition, offset), the first field whose name is repeated or whose value
+    does not fit its declared type."""
+    problem = (
+        pl.when(pl.col("repeated")).then(pl.format("data has the field {} more than once", "field"))
+        .otherwise(pl.format("{} '{}' is not {}", "field", "value", "expected"))
+    )
     return (
         fields.join(_field_rules().lazy(), on="field", how="left")
-        .filter(~_fits_kind())
+        .filter(pl.col("repeated") | ~_fits_kind())
         .group_by("partition", "offset")
-        .agg(pl.format("{} '{}' is not {}", "field", "value", "expected").sort_by("field").first().alias("field_problem"))
+        .agg(problem.sort_by("field").first().alias("field_problem"))
     )
 
 
@@ -208,7 +215,9 @@ def parse_raw_batch(raw: pa.Table, kind: TopicKind, tenant_id: str) -> ParsedBat
     )
     return ParsedBatch(
         messages=messages,
-        fields=fields.join(valid.select("partition", "offset"), on=["partition", "offset"], how="semi"),
+        fields=fields.join(valid.select("partition", "offset"), on=["partition", "offset"], how="semi").select(
+            FIELD_SCHEMA.names()
+        ),
         tombstones=tombstones,
         quarantined=quarantined,
     )

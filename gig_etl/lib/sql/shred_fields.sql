@@ -1,9 +1,32 @@
 -- One row per entry of `data` in the messages of `shredded` whose data is an
--- object: its name, JSON type ('NULL' for an explicit null, which clears) and
--- value as text (a scalar unquoted; an array or object as JSON).
-SELECT
-    "partition", "offset", field,
-    json_type(data, '$."' || replace(field, '"', '\"') || '"') AS json_type,
-    json_extract_string(data, '$."' || replace(field, '"', '\"') || '"') AS value
-FROM shredded, unnest(json_keys(data)) AS entries(field)
-WHERE data_type = 'OBJECT'
+-- object: its name, JSON type ('NULL' for an explicit null, which clears),
+-- value as text (a scalar unquoted; an array or object as JSON), and whether
+-- the name occurs more than once in the object (bad input: which value counts?).
+WITH objects AS (
+    SELECT "partition", "offset", data,
+        -- One parse of `data` for all its entries (a lookup per name parses it
+        -- again per name). A MAP cannot hold a name twice: NULL then.
+        TRY(json_transform(data, '"MAP(VARCHAR, JSON)"')) AS entries
+    FROM shredded
+    WHERE data_type = 'OBJECT'
+), distinct_names AS (
+    SELECT "partition", "offset",
+        unnest(map_keys(entries)) AS field, unnest(map_values(entries)) AS entry
+    FROM objects
+    WHERE entries IS NOT NULL
+), repeated_names AS (
+    -- Rare: each name looked up by path, which finds its first value.
+    SELECT "partition", "offset", field,
+        json_extract(data, '$."' || replace(field, '"', '\"') || '"') AS entry
+    FROM objects, unnest(json_keys(data)) AS names(field)
+    WHERE entries IS NULL
+)
+SELECT "partition", "offset", field,
+    coalesce(json_type(entry), 'NULL') AS json_type,  -- a JSON null is an SQL NULL in a MAP
+    entry->>'$' AS value,
+    false AS repeated
+FROM distinct_names
+UNION ALL
+SELECT "partition", "offset", field, json_type(entry), entry->>'$',
+    count(*) OVER (PARTITION BY "partition", "offset", field) > 1
+FROM repeated_names
