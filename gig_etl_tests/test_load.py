@@ -97,3 +97,35 @@ def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the
         assert raw_messages(store, "it")["value"].is_not_null().sum() == 1
         load_integration(db, store, integration)
         assert raw_messages(store, "it")["value"].to_list() == [None]
+
+
+def test_customers_sharing_an_identifier_share_a_profile_whose_channels_take_the_newest_value(tmp_path):
+    from gig_etl.simulate import envelope, message
+
+    registry = IntegrationRegistry(registry_path(tmp_path))
+    registry.create("it", "acme", "b:1", identifier="email")
+    integration = registry.approve("it")
+    store = RawStore(raw_root(tmp_path))
+
+    def load(customer: str, day: int, data: dict) -> list[tuple]:
+        change = envelope("acme", customer, "profile", f"2026-11-{day:02}T10:00:00Z", data, f"m-{customer}-{day}")
+        store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, customer, change)])
+        load_integration(db, store, integration)
+        return db.execute("SELECT profile_id, channel, subscribed FROM subscriptions ORDER BY ALL").fetchall()
+
+    with connect_warehouse(warehouse_path(tmp_path)) as db:
+        assert load("1", 20, {"email": "twin@x.com", "allow_sms": True}) == [("twin@x.com", "sms", True)]
+        # An older value from the second customer of the profile does not win...
+        assert load("2", 19, {"email": "twin@x.com", "allow_sms": False}) == [("twin@x.com", "sms", True)]
+        # ...a newer one does.
+        assert load("2", 21, {"allow_sms": False}) == [("twin@x.com", "sms", False)]
+        # The first customer moves to another email: each profile keeps its own customer's value.
+        assert load("1", 22, {"email": "solo@x.com"}) == [("solo@x.com", "sms", True), ("twin@x.com", "sms", False)]
+        # One batch holding both customers of a profile (a primary key once failed the load here).
+        both = [
+            message(TopicKind.PROFILES, c, envelope("acme", c, "profile", f"2026-11-{d}T10:00:00Z", {"email": "pair@x.com", "allow_push": True}, f"p-{c}"))
+            for c, d in (("3", 23), ("4", 24))
+        ]
+        store_batch(store, "it", "acme", TopicKind.PROFILES, both)
+        load_integration(db, store, integration)
+        assert db.execute("SELECT count(*) FROM subscriptions WHERE profile_id = 'pair@x.com'").fetchall() == [(1,)]

@@ -82,7 +82,8 @@ def test_new_attributes_get_a_type_widened_to_varchar_on_conflict():
 def test_profiles_are_held_back_until_their_identifier_is_known():
     state = pl.LazyFrame(
         {"customer_id": ["1", "1", "2"], "attribute": ["email", "allow_sms", "allow_sms"],
-         "value": ["a@x.com", "true", None], "occurred_at": [at(1), at(2), at(3)]}
+         "value": ["a@x.com", "true", None], "occurred_at": [at(1), at(2), at(3)], "kafka_ts": [at(4)] * 3,
+         "partition": [0, 0, 1], "offset": [0, 1, 0]}
     )
     by_email = profile_rows(state, "acme", "email", ["email", "allow_sms"]).collect()
     assert by_email.select("profile_id", "customer_id", "gig_allow_sms", "updated_at").rows() == [
@@ -92,3 +93,7 @@ def test_profiles_are_held_back_until_their_identifier_is_known():
     assert by_customer["profile_id"].to_list() == ["1", "2"]
     subscriptions = subscription_rows(state, by_customer.lazy()).collect().sort("profile_id")
     assert subscriptions.select("profile_id", "channel", "subscribed").rows() == [("1", "sms", True), ("2", "sms", None)]
+    # Both customers in one profile: its channel takes the newer value.
+    one_profile = by_customer.with_columns(profile_id=pl.lit("shared"))
+    shared = subscription_rows(state, one_profile.lazy()).collect()
+    assert shared.select("profile_id", "channel", "subscribed", "updated_at").rows() == [("shared", "sms", None, at(3))]

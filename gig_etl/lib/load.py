@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from gig_etl.contract import TopicKind
+from gig_etl.contract import SUBSCRIPTION_CHANNELS, TopicKind
 from gig_etl.lib.catalog import known_attribute_catalog
 from gig_etl.lib.parse import ParsedBatch, parse_raw_batch
 from gig_etl.lib.raw_store import RawBatch, RawStore
@@ -296,17 +296,8 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, c
     db.register("touched_customers", customers.to_arrow())
     in_touched = "customer_id IN (SELECT customer_id FROM touched_customers)"
     before = _rows(db, f"SELECT customer_id, profile_id FROM profiles WHERE integration = ? AND {in_touched}", [name])
-    _run(
-        db,
-        "DELETE FROM subscriptions WHERE integration = ? AND profile_id IN "
-        f"(SELECT profile_id FROM profiles WHERE integration = ? AND {in_touched})",
-        [name, name],
-    )
     _run(db, f"DELETE FROM profiles WHERE integration = ? AND {in_touched}", [name])
-    state = _rows(
-        db, f"SELECT customer_id, attribute, value, occurred_at FROM attribute_state WHERE integration = ? AND {in_touched}",
-        [name],
-    )
+    state = _rows(db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {in_touched}", [name])
     columns = profile_columns(db)
     profiles = profile_rows(
         state.lazy(), name, integration.identifier, [c.removeprefix("gig_") for c in columns]
@@ -321,8 +312,7 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, c
         f"INSERT INTO profiles BY NAME SELECT integration, profile_id, customer_id, updated_at, {typed} "
         "FROM refreshed_profiles",
     )
-    db.register("refreshed_subscriptions", subscription_rows(state.lazy(), profiles.lazy()).collect().to_arrow())
-    _run(db, "INSERT INTO subscriptions BY NAME SELECT * FROM refreshed_subscriptions")
+    _refresh_subscriptions(db, name, customers, state, pl.concat([before["profile_id"], profiles["profile_id"]]))
 
     # Events keep the profile_id their customer has now: set where it changed
     # (an identifier that arrived, changed or was cleared).
@@ -341,6 +331,38 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, c
             [name],
         )
     return profiles
+
+
+_STATE_COLUMNS = 'customer_id, attribute, value, occurred_at, kafka_ts, "partition", "offset"'
+
+
+def _refresh_subscriptions(
+    db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame, state: pl.DataFrame,
+    profile_ids: pl.Series,
+) -> None:
+    """Rebuilds the subscriptions of the profiles `customers` held before or hold
+    now, from `state` (theirs) and the state of the other customers of those
+    profiles: customers who share an identifier share a profile."""
+    db.register("affected_profiles", profile_ids.drop_nulls().unique().to_frame("profile_id").to_arrow())
+    in_affected = "profile_id IN (SELECT profile_id FROM affected_profiles)"
+    _run(db, f"DELETE FROM subscriptions WHERE integration = ? AND {in_affected}", [integration])
+    holders = _rows(
+        db, f"SELECT integration, customer_id, profile_id FROM profiles WHERE integration = ? AND {in_affected}",
+        [integration],
+    )
+    others = holders.join(customers, on="customer_id", how="anti")
+    if others.height:
+        db.register("other_holders", others.select("customer_id").to_arrow())
+        state = pl.concat([
+            state,
+            _rows(
+                db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? "
+                "AND customer_id IN (SELECT customer_id FROM other_holders) AND list_contains(?, attribute)",
+                [integration, list(SUBSCRIPTION_CHANNELS)],
+            ),
+        ])
+    db.register("refreshed_subscriptions", subscription_rows(state.lazy(), holders.lazy()).collect().to_arrow())
+    _run(db, "INSERT INTO subscriptions BY NAME SELECT * FROM refreshed_subscriptions")
 
 
 @dataclass

@@ -120,10 +120,14 @@ def profile_rows(state: pl.LazyFrame, integration: str, identifier: str, attribu
 
 
 def subscription_rows(state: pl.LazyFrame, profiles: pl.LazyFrame) -> pl.LazyFrame:
-    """Each profile's channel subscriptions, from its subscription attributes."""
+    """Each profile's channel subscriptions, from its customers' subscription
+    attributes: customers who share an identifier share a profile, whose channel
+    then takes the newest value among them."""
     return (
         state.filter(pl.col("attribute").is_in(list(SUBSCRIPTION_CHANNELS)))
         .join(profiles.select("integration", "customer_id", "profile_id"), on="customer_id")
+        .sort(NEWEST_LAST)
+        .unique(["profile_id", "attribute"], keep="last")
         .select(
             "integration",
             "profile_id",
