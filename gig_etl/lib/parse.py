@@ -211,7 +211,16 @@ def parse_raw_batch(raw: pa.Table, kind: TopicKind, tenant_id: str) -> ParsedBat
         pl.col("key_text").alias("customer_id"), "kafka_ts", "partition", "offset"
     )
     quarantined = checked.filter(pl.col("reason").is_not_null()).select(
-        "topic", "partition", "offset", "kafka_ts", "key", "key_text", pl.col("value").alias("raw_value"), "reason"
+        "topic", "partition", "offset", "kafka_ts", "key_text", "reason"
+    )
+    if quarantined.height:
+        # (partition, offset) is unique in a raw batch, which holds one topic.
+        untouched = pl.from_arrow(raw.select(["partition", "offset", "key", "value"])).rename({"value": "raw_value"})
+        quarantined = quarantined.join(untouched, on=["partition", "offset"], how="left", maintain_order="left")
+    else:
+        quarantined = quarantined.with_columns(key=pl.lit(None, pl.Binary), raw_value=pl.lit(None, pl.Binary))
+    quarantined = quarantined.select(
+        "topic", "partition", "offset", "kafka_ts", "key", "key_text", "raw_value", "reason"
     )
     return ParsedBatch(
         messages=messages,

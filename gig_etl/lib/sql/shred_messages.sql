@@ -16,7 +16,9 @@ WITH decoded AS (
     FROM parsed
 )
 SELECT
-    topic, "partition", "offset", "timestamp" AS kafka_ts, key, value,
+    -- Not the raw key and value: only quarantined rows need them, taken from
+    -- the raw batch by position (copying them out of DuckDB costs more).
+    topic, "partition", "offset", "timestamp" AS kafka_ts,
     TRY(decode(key)) AS key_text,  -- null when the key is not UTF-8
     value IS NULL AS is_null,
     text IS NOT NULL AS is_text,
