@@ -289,6 +289,10 @@ def _refresh_event_catalog(db: duckdb.DuckDBPyConnection, integration: str, even
     )
 
 
+# What the profile and subscription rows are rebuilt from (the position decides ties).
+_STATE_COLUMNS = 'customer_id, attribute, value, occurred_at, kafka_ts, "partition", "offset"'
+
+
 def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame) -> pl.DataFrame:
     """Rebuilds the `profiles` and `subscriptions` rows of `customers` from their
     attribute state; returns the new profile rows (customer_id, profile_id, ...)."""
@@ -331,9 +335,6 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, c
             [name],
         )
     return profiles
-
-
-_STATE_COLUMNS = 'customer_id, attribute, value, occurred_at, kafka_ts, "partition", "offset"'
 
 
 def _refresh_subscriptions(
