@@ -82,6 +82,26 @@ def test_drain_keeps_exactly_the_produced_messages_and_a_second_run_reads_nothin
     assert raw_messages(RawStore(raw_root(isolated_home)), INTEGRATION).height == len(messages)
 
 
+def test_a_drain_removes_its_own_unrecorded_files_and_leaves_another_integrations(
+    kafka_broker, kafka_connection, tenant, isolated_home
+):
+    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 20, seed=4))
+    raw = raw_root(isolated_home)
+    # A crash's leftover of this integration, and a file another integration's drain,
+    # running at the same time under its own lock, has written but not yet recorded.
+    leftover = raw / INTEGRATION / "events" / "date=2026-01-01" / "crashed.parquet.tmp"
+    in_flight = raw / "other" / "events" / "date=2026-01-01" / "writing.parquet.tmp"
+    for path in (leftover, in_flight):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"PAR1")
+
+    drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
+
+    assert not leftover.exists()
+    assert in_flight.exists()
+    assert raw_messages(RawStore(raw), INTEGRATION).height == sum(1 for _ in generate_traffic(tenant, 20, seed=4))
+
+
 def test_a_missing_topic_is_a_run_with_zero_rows(kafka_broker, tenant, isolated_home):
     metadata = drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
     assert metadata["profiles"]["rows"] == metadata["events"]["rows"] == 0

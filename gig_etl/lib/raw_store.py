@@ -353,15 +353,18 @@ class RawStore:
             batch.path.unlink(missing_ok=True)
         return len(batches)
 
-    def remove_orphans(self) -> list[Path]:
-        """Deletes batch files that no manifest row names: leftovers of a crash
-        between writing a file and recording it, whose messages will be read again."""
+    def remove_orphans(self, integration: str) -> list[Path]:
+        """Deletes the integration's batch files that no manifest row names: leftovers
+        of a crash between writing a file and recording it, whose messages will be
+        read again. Call it holding the integration's lock: another integration's
+        drain may be between writing a file and recording it at this very moment."""
         with closing(self._connect()) as db:
-            known = {self.root / p for (p,) in db.execute("SELECT path FROM raw_batches")}
+            rows = db.execute("SELECT path FROM raw_batches WHERE integration = ?", (integration,))
+            known = {self.root / p for (p,) in rows.fetchall()}
         orphans = [
             path
-            for pattern in ("*/*/date=*/*.parquet", "*/*/date=*/*.parquet.tmp")
-            for path in self.root.glob(pattern)
+            for pattern in ("*/date=*/*.parquet", "*/date=*/*.parquet.tmp")
+            for path in (self.root / integration).glob(pattern)
             if path not in known
         ]
         for path in orphans:

@@ -83,7 +83,7 @@ def raw_topics(
     try:
         with gig_etl_home.integration_lock(integration.name, f"drain, run {context.run.run_id}"):
             store = gig_etl_home.raw_store()
-            store.remove_orphans()
+            store.remove_orphans(integration.name)
             with kafka.consumer(integration.connection(), integration.name) as consumer:
                 results = drain_topics(consumer, store, integration.name, topics, kafka.limits())
     except (DrainError, KafkaUnavailable, CredentialsError) as exc:
