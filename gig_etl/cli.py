@@ -91,9 +91,11 @@ def main() -> None:
 @click.option("--port", type=int, default=9092, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--authentication", is_flag=True, help="Refuse clients that do not authenticate.")
 def broker(port: int, authentication: bool) -> None:
-    """Run the embedded Kafka-compatible broker (memory only) until Ctrl-C."""
+    """Run the embedded Kafka-compatible broker (memory only) until Ctrl-C or SIGTERM."""
     click.echo(f"embedded broker on 127.0.0.1:{port} (data in memory; Ctrl-C stops it)")
     process = subprocess.Popen(broker_command(port, authentication))
+    # `kill` or a service manager sends SIGTERM, whose default would leave the broker orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
     try:
         sys.exit(process.wait())
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 from confluent_kafka.admin import AdminClient
 
@@ -41,11 +42,18 @@ def test_bad_arguments_exit_2():
     assert result.exit_code == 2
 
 
-def test_broker_command_serves_until_interrupted():
+def _as_from_a_terminal() -> None:
+    # A shell starts background jobs with SIGINT ignored and children inherit that;
+    # a terminal's foreground command has it at its default, which Ctrl-C relies on.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_broker_command_serves_until_stopped_and_takes_its_broker_with_it(stop):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gig_etl.cli", "broker", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_as_from_a_terminal,
     )
     try:
         deadline = time.monotonic() + 20
@@ -57,8 +65,8 @@ def test_broker_command_serves_until_interrupted():
                 assert time.monotonic() < deadline, "the broker never listened"
                 time.sleep(0.1)
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) is not None
+        process.send_signal(stop)
+        assert process.wait(timeout=10) == 0
     time.sleep(0.2)
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
