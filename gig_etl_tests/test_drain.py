@@ -4,10 +4,11 @@ from collections import Counter
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 
 from gig_etl.contract import TopicKind
 from gig_etl.defs.raw.assets import raw_topics
-from gig_etl.lib.drain import DrainLimits, OffsetGap, PartitionPlan, plan_partitions
+from gig_etl.lib.drain import DrainLimits, OffsetGap, PartitionPlan, any_at_or_past_end, plan_partitions
 from gig_etl.lib.home import raw_root
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
@@ -39,6 +40,21 @@ def test_plan_tolerates_a_high_watermark_short_of_the_recorded_offset():
     # Tansu reports the last record batch's base offset + 1 as high watermark.
     plans, _ = plan_partitions({0: 15}, {0: (0, 13)})
     assert plans == [PartitionPlan(0, 15, 15, 0)]
+
+
+@pytest.mark.parametrize(
+    "partitions, offsets, reached",
+    [
+        ([1, 1], [40, 41], False),  # past partition 0's end, not its own
+        ([0, 0], [8, 9], False),
+        ([0, 0], [9, 10], True),
+        ([0, 1], [9, 99], False),  # a poll of two partitions
+        ([1, 0], [50, 10], True),
+        ([1, 0], [100, 3], True),
+    ],
+)
+def test_a_poll_reaches_an_end_only_where_a_message_is_at_or_past_its_own_partitions_end(partitions, offsets, reached):
+    assert any_at_or_past_end(partitions, offsets, {0: 10, 1: 100}) is reached
 
 
 def drain(bootstrap_servers: str, tenant: str, home, **kafka_settings) -> dict[str, dict]:

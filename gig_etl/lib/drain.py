@@ -106,40 +106,69 @@ _MILLIS = itemgetter(1)  # Message.timestamp() is (type, milliseconds)
 _FATAL_ERRORS = (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTHENTICATION, KafkaError.TOPIC_AUTHORIZATION_FAILED)
 
 
+def any_at_or_past_end(partitions: list[int], offsets: list[int], ends: dict[int, int]) -> bool:
+    """Whether a message (partition, offset) is at or past its partition's noted
+    end. Called for every poll: no per-message loop until the drain nears the ends."""
+    last = max(offsets)
+    if last < min(ends.values()):
+        return False
+    first = partitions[0]
+    if partitions.count(first) == len(partitions):  # the usual case: a fetch is per partition
+        return last >= ends[first]
+    return any(offset >= ends[partition] for partition, offset in zip(partitions, offsets))
+
+
 def _error_text(error: KafkaError) -> str:
     return f"{error.name()}: {error.str()}"
 
 
 class _Batch:
-    """Messages collected for one Parquet file, as Arrow record batches."""
+    """Messages collected for one Parquet file, as Arrow record batches of a few
+    thousand messages each: building arrays for every poll of 500 cost the drain
+    more than the conversion itself (pyarrow's fixed cost per call), and keeping a
+    whole file's messages as Python objects would cost ~50 MiB more."""
+
+    CHUNK_MESSAGES = 5_000
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.chunks: list[pa.RecordBatch] = []
         self.rows = 0
-        self.bytes = 0
+        self.bytes = 0  # of the values
+        self._pending: tuple[list, list, list, list, list] = ([], [], [], [], [])
 
     def add(self, partitions: list, offsets: list, timestamps_ms: list, keys: list, values: list) -> None:
+        for column, new in zip(self._pending, (partitions, offsets, timestamps_ms, keys, values)):
+            column += new
+        self.rows += len(offsets)
+        self.bytes += sum(map(len, filter(None, values)))
+        if len(self._pending[1]) >= self.CHUNK_MESSAGES:
+            self._convert_pending()
+
+    def _convert_pending(self) -> None:
+        partitions, offsets, timestamps_ms, keys, values = self._pending
+        if not offsets:
+            return
         millis = pa.array(timestamps_ms, pa.int64())
         # librdkafka reports -1 when a message has no timestamp.
         micros = pc.if_else(pc.less(millis, 0), pa.scalar(None, pa.int64()), pc.multiply(millis, 1000))
-        value_array = pa.array(values, pa.binary())
-        chunk = pa.RecordBatch.from_arrays(
-            [
-                pa.array([self.topic] * len(offsets), pa.string()),
-                pa.array(partitions, pa.int32()),
-                pa.array(offsets, pa.int64()),
-                micros.cast(pa.timestamp("us", tz="UTC")),
-                pa.array(keys, pa.binary()),
-                value_array,
-            ],
-            schema=RAW_MESSAGE_SCHEMA,
+        self.chunks.append(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.repeat(pa.scalar(self.topic, pa.string()), len(offsets)),
+                    pa.array(partitions, pa.int32()),
+                    pa.array(offsets, pa.int64()),
+                    micros.cast(pa.timestamp("us", tz="UTC")),
+                    pa.array(keys, pa.binary()),
+                    pa.array(values, pa.binary()),
+                ],
+                schema=RAW_MESSAGE_SCHEMA,
+            )
         )
-        self.chunks.append(chunk)
-        self.rows += chunk.num_rows
-        self.bytes += value_array.nbytes
+        self._pending = ([], [], [], [], [])
 
     def table(self) -> pa.Table:
+        self._convert_pending()
         return pa.Table.from_batches(self.chunks, schema=RAW_MESSAGE_SCHEMA)
 
 
@@ -179,7 +208,6 @@ class _TopicDrain:
         self.starts = {p.partition: p.start_offset for p in result.plans}
         self.next_offsets = dict(self.starts)
         self.stopped: set[int] = set()
-        self.end_lookup = pa.array([self.ends.get(i, -1) for i in range(max(self.ends) + 1)], pa.int64())
         self.batch = _Batch(self.topic)
 
     def behind(self) -> list[int]:
@@ -191,8 +219,7 @@ class _TopicDrain:
         partitions = list(map(Message.partition, messages))
         offsets = list(map(Message.offset, messages))
         timestamps = list(map(_MILLIS, map(Message.timestamp, messages)))
-        row_ends = pc.take(self.end_lookup, pa.array(partitions, pa.int32()))
-        if self.stopped or pc.any(pc.greater_equal(pa.array(offsets, pa.int64()), row_ends)).as_py():
+        if self.stopped or any_at_or_past_end(partitions, offsets, self.ends):
             keep = _past_end_filter(partitions, offsets, timestamps, self.ends, started_ms, self.stopped)
             if self.stopped:
                 consumer.pause([TopicPartition(self.topic, p) for p in self.stopped])
