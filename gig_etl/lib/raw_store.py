@@ -358,9 +358,7 @@ class RawStore:
         of a crash between writing a file and recording it, whose messages will be
         read again. Call it holding the integration's lock: another integration's
         drain may be between writing a file and recording it at this very moment."""
-        with closing(self._connect()) as db:
-            rows = db.execute("SELECT path FROM raw_batches WHERE integration = ?", (integration,))
-            known = {self.root / p for (p,) in rows.fetchall()}
+        known = {batch.path for batch in self.batches(integration)}
         orphans = [
             path
             for pattern in ("*/date=*/*.parquet", "*/date=*/*.parquet.tmp")
