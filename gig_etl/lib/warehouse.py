@@ -19,6 +19,14 @@ class WarehouseLocked(RuntimeError):
 # memory flat as the warehouse grows (it spills to disk past it).
 DEFAULT_MEMORY_LIMIT = "256MB"
 
+# Rows per row group of what this connection writes. A commit that checkpoints
+# rewrites, compressed, every row group it appended to: with DuckDB's default of
+# 122,880 each batch of a load rewrote up to that many rows of each table it grew,
+# again at every batch. At 16,384 the commits of a 1M load take 1.5 s instead of
+# 7.5 s (25 s -> 20 s in all); analysts' queries scan ~10 % slower. The file does
+# not keep the setting: every writing connection attaches with it.
+ROW_GROUP_SIZE = 16_384
+
 
 def connect_warehouse(
     path: Path, lock_timeout_s: float = 300.0, memory_limit: str = DEFAULT_MEMORY_LIMIT
@@ -30,7 +38,7 @@ def connect_warehouse(
     delay = 0.05
     while True:
         try:
-            connection = duckdb.connect(str(path))
+            connection = _attach(path)
             break
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -42,6 +50,18 @@ def connect_warehouse(
     connection.execute(sql_text("schema.sql")).fetchall()
     connection.execute(profiles_ddl()).fetchall()
     connection.execute(sql_text("views.sql")).fetchall()
+    return connection
+
+
+def _attach(path: Path) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    try:
+        quoted = str(path).replace("'", "''")
+        connection.execute(f"ATTACH '{quoted}' AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_SIZE})").fetchall()
+        connection.execute("USE warehouse").fetchall()
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 
