@@ -1,4 +1,15 @@
+import json
+
+import duckdb
+
+from gig_etl.contract import TopicKind
+from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.load import load_integration
+from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.registry import IntegrationRegistry, registry_path
 from gig_etl.lib.warehouse import ROW_GROUP_SIZE, connect_warehouse
+from gig_etl.simulate import generate_traffic
+from gig_etl_tests.raw_helpers import store_batch
 
 
 def _rows_per_row_group(db, table: str) -> list[int]:
@@ -22,3 +33,29 @@ def test_every_connection_writes_small_row_groups_to_the_warehouse_wherever_it_i
         sizes = _rows_per_row_group(db, "numbers")
     assert sum(sizes) == 80_000
     assert max(sizes) <= ROW_GROUP_SIZE < 122_880  # DuckDB's own default
+
+
+def test_a_warehouse_that_kept_seen_message_ids_as_text_still_knows_them(tmp_path):
+    registry = IntegrationRegistry(registry_path(tmp_path))
+    registry.create("it", "acme", "b:1")
+    integration = registry.approve("it")
+    store = RawStore(raw_root(tmp_path))
+    messages = [m for m in generate_traffic("acme", 40, seed=3) if m.kind is TopicKind.PROFILES]
+    store_batch(store, "it", "acme", TopicKind.PROFILES, messages)
+    path = warehouse_path(tmp_path)
+    with connect_warehouse(path) as db:
+        first = load_integration(db, store, integration).total
+    # What an older gig-etl left: the same ids, as text.
+    ids = [json.loads(m.value)["message_id"] for m in messages if m.value is not None]
+    with duckdb.connect(str(path)) as db:
+        db.execute("DROP TABLE seen_messages").fetchall()
+        db.execute("CREATE TABLE seen_messages (integration VARCHAR NOT NULL, message_id VARCHAR NOT NULL)").fetchall()
+        db.executemany("INSERT INTO seen_messages VALUES ('it', ?)", [[i] for i in ids])
+
+    store_batch(store, "it", "acme", TopicKind.PROFILES, messages)  # every message again
+    with connect_warehouse(path) as db:
+        again = load_integration(db, store, integration).total
+        columns = db.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'seen_messages'").fetchall()
+    assert columns == [("integration", "VARCHAR"), ("message_hash", "UHUGEINT")]
+    assert first.loaded == len(messages) and again.duplicates == len(ids)
+    assert again.loaded == again.erasures  # tombstones carry no id: applied again, changing nothing

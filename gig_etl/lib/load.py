@@ -149,14 +149,14 @@ def _apply_batch(
     seen = _rows(
         db,
         "SELECT b.message_id FROM batch_message_ids AS b "
-        "JOIN seen_messages AS s ON s.integration = ? AND s.message_id = b.message_id",
+        "JOIN seen_messages AS s ON s.integration = ? AND s.message_hash = message_id_hash(b.message_id)",
         [name],
     )
     new = unique.join(seen, on="message_id", how="anti")
     if kind is TopicKind.EVENTS and seen.height:
         _keep_first_copy(db, name, unique.join(seen, on="message_id"))
     db.register("new_messages", new.select("message_id").to_arrow())
-    _run(db, "INSERT INTO seen_messages SELECT ?, message_id FROM new_messages", [name])
+    _run(db, "INSERT INTO seen_messages SELECT ?, message_id_hash(message_id) FROM new_messages", [name])
 
     tombstones = parsed.tombstones.group_by("customer_id").agg(pl.col("kafka_ts").max().alias("erased_at"))
     catalog_types: set[str] = set()  # event types whose catalog row this batch changes

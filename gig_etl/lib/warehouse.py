@@ -47,7 +47,16 @@ def connect_warehouse(
             delay = min(delay * 2, 2.0)
     connection.execute("SET TimeZone = 'UTC'").fetchall()
     connection.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
+    # Older warehouses: seen ids set aside, hashed into the table schema.sql makes.
+    upgrading = _seen_ids_as_text(connection)
+    if upgrading:
+        connection.execute("BEGIN TRANSACTION; ALTER TABLE seen_messages RENAME TO seen_message_ids_as_text").fetchall()
     connection.execute(sql_text("schema.sql")).fetchall()
+    if upgrading:
+        connection.execute(
+            "INSERT INTO seen_messages SELECT integration, message_id_hash(message_id) FROM seen_message_ids_as_text; "
+            "DROP TABLE seen_message_ids_as_text; COMMIT"
+        ).fetchall()
     connection.execute(profiles_ddl()).fetchall()
     connection.execute(sql_text("views.sql")).fetchall()
     return connection
@@ -63,6 +72,16 @@ def _attach(path: Path) -> duckdb.DuckDBPyConnection:
         connection.close()
         raise
     return connection
+
+
+def _seen_ids_as_text(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the warehouse, written by an older gig-etl, keeps seen message ids
+    as text rather than hashed."""
+    [(found,)] = connection.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = 'seen_messages' AND column_name = 'message_id'"
+    ).fetchall()
+    return found > 0
 
 
 def profiles_ddl() -> str:
