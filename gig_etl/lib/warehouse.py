@@ -63,6 +63,8 @@ def connect_warehouse(
 
 
 def _attach(path: Path) -> duckdb.DuckDBPyConnection:
+    """The warehouse as the connection's default database; ATTACH, not
+    duckdb.connect(path), since only ATTACH takes a row group size."""
     connection = duckdb.connect()
     try:
         quoted = str(path).replace("'", "''")
