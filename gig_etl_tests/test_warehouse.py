@@ -6,9 +6,9 @@ from gig_etl.contract import TopicKind
 from gig_etl.lib.home import raw_root, warehouse_path
 from gig_etl.lib.load import load_integration
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.registry import IntegrationRegistry, registry_path
 from gig_etl.lib.warehouse import ROW_GROUP_SIZE, connect_warehouse
 from gig_etl.simulate import generate_traffic
+from gig_etl_tests.pipeline import register
 from gig_etl_tests.raw_helpers import store_batch
 
 
@@ -36,9 +36,7 @@ def test_every_connection_writes_small_row_groups_to_the_warehouse_wherever_it_i
 
 
 def test_a_warehouse_that_kept_seen_message_ids_as_text_still_knows_them(tmp_path):
-    registry = IntegrationRegistry(registry_path(tmp_path))
-    registry.create("it", "acme", "b:1")
-    integration = registry.approve("it")
+    integration = register(tmp_path, "it", "acme", "b:1")
     store = RawStore(raw_root(tmp_path))
     messages = [m for m in generate_traffic("acme", 40, seed=3) if m.kind is TopicKind.PROFILES]
     store_batch(store, "it", "acme", TopicKind.PROFILES, messages)
