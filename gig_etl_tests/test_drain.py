@@ -6,10 +6,19 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from gig_etl.contract import TopicKind
+from gig_etl.contract import TopicKind, tenant_topics
 from gig_etl.defs.raw.assets import raw_topics
-from gig_etl.lib.drain import DrainLimits, OffsetGap, PartitionPlan, any_at_or_past_end, plan_partitions
+from gig_etl.defs.resources import KafkaResource
+from gig_etl.lib.drain import (
+    DrainLimits,
+    OffsetGap,
+    PartitionPlan,
+    any_at_or_past_end,
+    drain_topics,
+    plan_partitions,
+)
 from gig_etl.lib.home import raw_root
+from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
 from gig_etl.simulate import generate_traffic, produce_traffic
@@ -140,6 +149,21 @@ def test_batches_are_bounded_and_readable_by_duckdb(kafka_broker, kafka_connecti
     [(count, oldest)] = duckdb.connect().execute(f"SELECT count(*), min(timestamp) FROM read_parquet('{glob}')").fetchall()
     assert count == len(messages)
     assert abs(time.time() - oldest.timestamp()) < 600
+
+
+def test_a_drain_does_not_wait_for_more_messages_than_it_has_left_to_read(
+    kafka_broker, kafka_connection, tenant, isolated_home
+):
+    # consume() returns once it has the count asked for or its timeout has passed:
+    # asking for a full poll when fewer were left waited out the timeout at every drain's end.
+    produced = produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 20, seed=6)).total
+    limits = DrainLimits(consume_max_messages=500, consume_timeout_s=60.0)
+    assert produced % limits.consume_max_messages  # the last poll is a partial one
+    started = time.monotonic()
+    with KafkaResource().consumer(KafkaConnection(kafka_broker.bootstrap_servers), INTEGRATION) as consumer:
+        results = drain_topics(consumer, RawStore(raw_root(isolated_home)), INTEGRATION, tenant_topics(tenant), limits)
+    assert sum(r.rows for r in results.values()) == produced
+    assert time.monotonic() - started < limits.consume_timeout_s / 2
 
 
 def test_a_run_ends_while_the_producer_goes_on_and_the_next_run_takes_the_rest(
