@@ -76,7 +76,9 @@ def ceiling(bootstrap: str, total: int, settings: dict) -> dict:
     consumer.assign(assignments)
     count = 0
     while count < total:
-        count += sum(1 for m in consumer.consume(num_messages=10_000, timeout=1.0) if m.error() is None)
+        # Never more than is left: consume() waits out its timeout for a count it cannot fill.
+        wanted = min(10_000, total - count)
+        count += sum(1 for m in consumer.consume(num_messages=wanted, timeout=1.0) if m.error() is None)
     elapsed = time.perf_counter() - started
     consumer.close()
     return {"messages": count, "seconds": elapsed, "per_second": count / elapsed}
