@@ -14,8 +14,11 @@ def raw_messages(store: RawStore, integration: str) -> pl.DataFrame:
     return pl.concat([pl.from_arrow(pq.read_table(p)) for p in paths])
 
 
-def store_batch(store: RawStore, integration: str, tenant: str, kind, messages, partitions: int = 4):
-    """Writes simulated messages of one topic as a raw batch, as a drain would, without a broker."""
+def store_batch(
+    store: RawStore, integration: str, tenant: str, kind, messages, partitions: int = 4, first_offset: int = 0
+):
+    """Writes simulated messages of one topic as a raw batch, as a drain would, without a broker.
+    Each partition's offsets start at `first_offset`."""
     import pyarrow as pa
 
     chosen = [m for m in messages if m.kind is kind]
@@ -24,7 +27,7 @@ def store_batch(store: RawStore, integration: str, tenant: str, kind, messages, 
     for m in chosen:
         p = m.partition(partitions)
         partition_ids.append(p)
-        offsets.append(next_offset.get(p, 0))
+        offsets.append(next_offset.get(p, first_offset))
         next_offset[p] = offsets[-1] + 1
     table = pa.Table.from_pydict(
         {

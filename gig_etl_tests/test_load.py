@@ -37,7 +37,7 @@ def test_a_batch_that_fails_half_way_leaves_the_warehouse_as_it_was(loaded_setup
         raise RuntimeError("killed half way")
 
     # By now the batch has written seen_messages, attribute_state, profiles, events.
-    monkeypatch.setattr(load_module, "_refresh_event_catalog", crash)
+    monkeypatch.setattr(load_module, "_add_to_event_catalog", crash)
     with pytest.raises(RuntimeError, match="killed half way"):
         load_integration(db, store, integration)
     assert everything(db) == before
@@ -67,6 +67,30 @@ def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_l
             load_integration(db, store, integration)
             tables.append(db.execute('SELECT event_id, "partition", "offset" FROM events').fetchall())
     assert tables[0] == tables[1] == [("m-1", original.partition(4), 0)]
+
+
+def test_the_event_catalog_merged_batch_by_batch_is_what_the_events_held_give(tmp_path):
+    registry = IntegrationRegistry(registry_path(tmp_path))
+    registry.create("it", "acme", "b:1")
+    integration = registry.approve("it")
+    store = RawStore(raw_root(tmp_path))
+    messages = list(generate_traffic("acme", 300, seed=7, chaos=0.05))
+    # Small batches, all the events first: the erasures in the profiles then take
+    # out events the catalog has counted.
+    chunk = 2_000
+    for kind in (TopicKind.EVENTS, TopicKind.PROFILES):
+        for start in range(0, len(messages), chunk):
+            store_batch(store, "it", "acme", kind, messages[start:start + chunk], first_offset=start)
+    with connect_warehouse(warehouse_path(tmp_path)) as db:
+        load = load_integration(db, store, integration).total
+        catalog = db.execute("SELECT * FROM event_catalog ORDER BY ALL").fetchall()
+        recounted = db.execute(
+            "SELECT integration, event_type, any_value(event_name), min(occurred_at), max(occurred_at), count(*) "
+            "FROM events GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    assert load.batches > 10 and load.erasures > 0 and load.duplicates > 0
+    assert len(catalog) > 12  # the twelve, and the unknown types chaos sends
+    assert catalog == recounted
 
 
 def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the_next_load(tmp_path):

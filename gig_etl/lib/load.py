@@ -159,9 +159,8 @@ def _apply_batch(
     _run(db, "INSERT INTO seen_messages SELECT ?, message_id_hash(message_id) FROM new_messages", [name])
 
     tombstones = parsed.tombstones.group_by("customer_id").agg(pl.col("kafka_ts").max().alias("erased_at"))
-    catalog_types: set[str] = set()  # event types whose catalog row this batch changes
     if tombstones.height:
-        catalog_types |= _erase_customers(db, name, tombstones)
+        _recount_event_catalog(db, name, _erase_customers(db, name, tombstones))
 
     kept = without_erased(new.lazy(), _erased_among(db, name, new).lazy()).collect()
     observations = attribute_observations(kept.lazy(), parsed.fields.lazy(), kind)
@@ -193,8 +192,7 @@ def _apply_batch(
         )
         db.register("new_events", events.to_arrow())
         _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events")
-        catalog_types |= set(events["event_type"])
-    _refresh_event_catalog(db, name, catalog_types)
+        _add_to_event_catalog(db)
 
     # The message's Kafka time (else its batch's): raw content, so a rebuild or a
     # compaction of raw files gives the same value.
@@ -268,9 +266,29 @@ def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones
     return set(erased_types["event_type"])
 
 
-def _refresh_event_catalog(db: duckdb.DuckDBPyConnection, integration: str, event_types: set[str]) -> None:
-    """The catalog rows of `event_types`, from the events held: a function of
-    `events`, so erasures and the order batches load in cannot skew it."""
+# The event catalog is a function of `events`: per type, the first and last
+# occurred_at and the count. Batches only add events, so their rows are merged
+# in (min, max and count do not depend on the order batches load in); an erasure
+# removes events, so the types it touched are counted again from what is held.
+
+
+def _add_to_event_catalog(db: duckdb.DuckDBPyConnection) -> None:
+    """Merges the batch's `new_events` into the catalog, without reading `events`:
+    recounting them cost each batch a scan of every event held."""
+    _run(
+        db,
+        "INSERT INTO event_catalog "
+        "SELECT integration, event_type, any_value(event_name), min(occurred_at), max(occurred_at), count(*) "
+        "FROM new_events GROUP BY integration, event_type "
+        "ON CONFLICT (integration, event_type) DO UPDATE SET "
+        "first_seen_at = least(event_catalog.first_seen_at, excluded.first_seen_at), "
+        "last_seen_at = greatest(event_catalog.last_seen_at, excluded.last_seen_at), "
+        "event_count = event_catalog.event_count + excluded.event_count",
+    )
+
+
+def _recount_event_catalog(db: duckdb.DuckDBPyConnection, integration: str, event_types: set[str]) -> None:
+    """The catalog rows of `event_types` again, from the events held."""
     if not event_types:
         return
     db.register("catalog_event_types", pl.DataFrame({"event_type": sorted(event_types)}).to_arrow())
