@@ -305,6 +305,14 @@ def test_player_value(scenario):
     assert others == [(p, 0, Decimal("0.0000")) for p in ("200002", "200003", "200004", "200006")]
 
 
+def test_each_views_row_count_in_a_runs_metadata_is_the_rows_it_shows(scenario):
+    home = scenario["home"]
+    metadata = asset_metadata(materialize_integration(home, "scn"))
+    for view in VIEWS:
+        [(rows,)] = query(home, f"SELECT count(*) FROM {view} WHERE integration = 'scn'")
+        assert metadata[view]["dagster/row_count"] == rows > 0, view
+
+
 def test_erasure_removes_the_customer_everywhere_raw_included(scenario):
     home = scenario["home"]
     for table in ("profiles", "events", "quarantine"):

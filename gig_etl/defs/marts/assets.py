@@ -1,5 +1,7 @@
 """Marts: the analyst views over the warehouse tables."""
 
+from dataclasses import dataclass
+
 import dagster as dg
 
 from gig_etl.defs.integrations.gate import approved_integration
@@ -8,16 +10,28 @@ from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.resources import IntegrationRegistryResource, WarehouseResource
 from gig_etl.lib.warehouse import sql_text
 
+
+@dataclass(frozen=True)
+class MartView:
+    description: str
+    tables: list[str]  # the warehouse tables it reads
+    # A view with one row per row of this table: its row count is the table's,
+    # read at no cost instead of computing the view (player_value aggregates
+    # every event held: 0.5-0.8 s a run at 5M messages, growing with the events).
+    one_row_per: str | None = None
+
+
 VIEWS = {
-    "marketable_profiles": (
+    "marketable_profiles": MartView(
         "View `marketable_profiles`: profiles that may receive marketing on a channel. Subscribed, and never "
         "blocked, self-excluded or a test account, whatever the consent.",
         ["subscriptions", "profiles"],
     ),
-    "player_value": (
+    "player_value": MartView(
         "View `player_value`: per profile, approved deposits and withdrawals over 7, 30 and 90 days (each "
         "payment once, at its newest status), net deposit, last deposit, last activity, lifetime wins.",
         ["events", "profiles"],
+        one_row_per="profiles",
     ),
 }
 
@@ -25,10 +39,10 @@ VIEWS = {
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            ["marts", view], deps=[["warehouse", t] for t in tables], group_name="marts", kinds={"duckdb"},
-            description=description, owners=OWNERS,
+            ["marts", name], deps=[["warehouse", t] for t in view.tables], group_name="marts", kinds={"duckdb"},
+            description=view.description, owners=OWNERS,
         )
-        for view, (description, tables) in VIEWS.items()
+        for name, view in VIEWS.items()
     ],
     partitions_def=integrations_partitions,
     name="marts_views",
@@ -42,6 +56,7 @@ def marts_views(
     integration = approved_integration(context, integration_registry)
     with warehouse.connect() as db:
         db.execute(sql_text("views.sql")).fetchall()
-        for view in VIEWS:
-            [(rows,)] = db.execute(f"SELECT count(*) FROM {view} WHERE integration = ?", [integration.name]).fetchall()
-            yield dg.MaterializeResult(asset_key=["marts", view], metadata={"dagster/row_count": rows})
+        for name, view in VIEWS.items():
+            counted = view.one_row_per or name
+            [(rows,)] = db.execute(f"SELECT count(*) FROM {counted} WHERE integration = ?", [integration.name]).fetchall()
+            yield dg.MaterializeResult(asset_key=["marts", name], metadata={"dagster/row_count": rows})
