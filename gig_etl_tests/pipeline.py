@@ -79,13 +79,20 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
 
 
 def warehouse_rows(home: Path, integration: str, relations=tuple(WAREHOUSE_TABLES)) -> dict[str, list]:
-    """Every row the integration has in each table (or view), in a stable order."""
+    """Every row the integration has in each table (or view), in a stable order. The
+    profiles' gig_ columns come in name order: a warehouse adds those of new attributes
+    in the order it first sees them, which differs with where raw batches begin and end."""
     with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
         db.execute("SET TimeZone = 'UTC'").fetchall()
-        return {
-            relation: db.execute(f"SELECT * FROM {relation} WHERE integration = ? ORDER BY ALL", [integration]).fetchall()
-            for relation in relations
-        }
+        rows = {}
+        for relation in relations:
+            names = [name for name, *_ in db.execute(f"DESCRIBE {relation}").fetchall()]
+            in_order = [n for n in names if not n.startswith("gig_")] + sorted(n for n in names if n.startswith("gig_"))
+            columns = ", ".join(f'"{name}"' for name in in_order)
+            rows[relation] = db.execute(
+                f"SELECT {columns} FROM {relation} WHERE integration = ? ORDER BY ALL", [integration]
+            ).fetchall()
+        return rows
 
 
 def gig_etl_process(home: Path, *args: str) -> dict:
