@@ -5,17 +5,15 @@ from gig_etl.lib import load as load_module
 from gig_etl.lib.home import raw_root, warehouse_path
 from gig_etl.lib.load import INTEGRATION_TABLES, load_integration
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.registry import IntegrationRegistry, registry_path
 from gig_etl.lib.warehouse import connect_warehouse
 from gig_etl.simulate import generate_traffic
+from gig_etl_tests.pipeline import register
 from gig_etl_tests.raw_helpers import store_batch
 
 
 @pytest.fixture
 def loaded_setup(tmp_path):
-    registry = IntegrationRegistry(registry_path(tmp_path))
-    registry.create("it", "acme", "b:1")
-    integration = registry.approve("it")
+    integration = register(tmp_path, "it", "acme", "b:1")
     store = RawStore(raw_root(tmp_path))
     messages = list(generate_traffic("acme", 150, seed=2, chaos=0.05))
     store_batch(store, "it", "acme", TopicKind.PROFILES, messages)
@@ -57,9 +55,7 @@ def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_l
     tables = []
     for order in ([copy], [original]), ([original], [copy]):
         home = tmp_path / str(len(tables))
-        registry = IntegrationRegistry(registry_path(home))
-        registry.create("it", "acme", "b:1")
-        integration = registry.approve("it")
+        integration = register(home, "it", "acme", "b:1")
         store = RawStore(raw_root(home))
         for batch in order:
             store_batch(store, "it", "acme", TopicKind.EVENTS, batch)
@@ -70,9 +66,7 @@ def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_l
 
 
 def test_the_event_catalog_merged_batch_by_batch_is_what_the_events_held_give(tmp_path):
-    registry = IntegrationRegistry(registry_path(tmp_path))
-    registry.create("it", "acme", "b:1")
-    integration = registry.approve("it")
+    integration = register(tmp_path, "it", "acme", "b:1")
     store = RawStore(raw_root(tmp_path))
     messages = list(generate_traffic("acme", 300, seed=7, chaos=0.05))
     # Small batches, all the events first: the erasures in the profiles then take
@@ -98,9 +92,7 @@ def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the
     from gig_etl.simulate import envelope, message
     from gig_etl_tests.raw_helpers import raw_messages
 
-    registry = IntegrationRegistry(registry_path(tmp_path))
-    registry.create("it", "acme", "b:1")
-    integration = registry.approve("it")
+    integration = register(tmp_path, "it", "acme", "b:1")
     store = RawStore(raw_root(tmp_path))
     profile = envelope("acme", "7", "profile", "2026-11-20T10:00:00Z", {"first_name": "Ann"})
     late = envelope("acme", "7", "profile", "2026-11-19T10:00:00Z", {"last_name": "Lee"})
@@ -126,9 +118,7 @@ def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the
 def test_customers_sharing_an_identifier_share_a_profile_whose_channels_take_the_newest_value(tmp_path):
     from gig_etl.simulate import envelope, message
 
-    registry = IntegrationRegistry(registry_path(tmp_path))
-    registry.create("it", "acme", "b:1", identifier="email")
-    integration = registry.approve("it")
+    integration = register(tmp_path, "it", "acme", "b:1", identifier="email")
     store = RawStore(raw_root(tmp_path))
 
     def load(customer: str, day: int, data: dict) -> list[tuple]:
