@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from gig_etl.contract import SUBSCRIPTION_CHANNELS, TopicKind
 from gig_etl.lib.catalog import known_attribute_catalog
-from gig_etl.lib.parse import ParsedBatch, parse_raw_batch
+from gig_etl.lib.parse import ParsedBatch, parse_raw_batch, scratch_database
 from gig_etl.lib.raw_store import RawBatch, RawStore
 from gig_etl.lib.registry import Integration
 from gig_etl.lib.transform import (
@@ -111,9 +111,9 @@ class ReadBatch:
     parsed: ParsedBatch
 
 
-def read_batch(batch: RawBatch, tenant_id: str) -> ReadBatch:
+def read_batch(batch: RawBatch, tenant_id: str, scratch: duckdb.DuckDBPyConnection | None = None) -> ReadBatch:
     raw = pq.read_table(batch.path)
-    return ReadBatch(batch, raw.num_rows, parse_raw_batch(raw, TopicKind(batch.topic_kind), tenant_id))
+    return ReadBatch(batch, raw.num_rows, parse_raw_batch(raw, TopicKind(batch.topic_kind), tenant_id, scratch))
 
 
 def load_batch(db: duckdb.DuckDBPyConnection, integration: Integration, read: ReadBatch) -> LoadCounts:
@@ -130,12 +130,13 @@ def read_ahead(batches: list[RawBatch], tenant_id: str) -> Iterator[ReadBatch]:
     memory holds two batches, never the backlog."""
     if not batches:
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-parse") as reader:
-        upcoming = reader.submit(read_batch, batches[0], tenant_id)
+    # The scratch database outlives the reader, so no parse still uses it once closed.
+    with scratch_database() as scratch, ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-parse") as reader:
+        upcoming = reader.submit(read_batch, batches[0], tenant_id, scratch)
         for following in [*batches[1:], None]:
             current = upcoming.result()
             if following is not None:
-                upcoming = reader.submit(read_batch, following, tenant_id)
+                upcoming = reader.submit(read_batch, following, tenant_id, scratch)
             yield current
 
 

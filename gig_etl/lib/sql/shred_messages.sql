@@ -8,11 +8,12 @@ WITH decoded AS (
     -- TRY: AND does not short-circuit row by row, and json_type fails on invalid JSON.
     SELECT *, coalesce(TRY(json_type(text)) = 'OBJECT', false) AS is_object FROM decoded
 ), envelope AS (
-    -- One parse of each document for all the envelope's fields.
+    -- One parse of each document for the seven types and one for the seven
+    -- values: extracting the values as JSON and asking each for its type and
+    -- text parsed every one again (a quarter more CPU).
     SELECT *,
-        CASE WHEN is_object THEN json_extract(
-            text, ['$.schema_version', '$.message_id', '$.tenant_id', '$.customer_id', '$.type', '$.occurred_at', '$.data']
-        ) END AS f
+        CASE WHEN is_object THEN json_type(text, ['$.schema_version', '$.message_id', '$.tenant_id', '$.customer_id', '$.type', '$.occurred_at', '$.data']) END AS t,
+        CASE WHEN is_object THEN json_extract_string(text, ['$.schema_version', '$.message_id', '$.tenant_id', '$.customer_id', '$.type', '$.occurred_at', '$.data']) END AS v
     FROM parsed
 )
 SELECT
@@ -23,11 +24,12 @@ SELECT
     value IS NULL AS is_null,
     text IS NOT NULL AS is_text,
     is_object,
-    json_type(f[1]) AS schema_version_type, f[1]->>'$' AS schema_version,
-    json_type(f[2]) AS message_id_type,     f[2]->>'$' AS message_id,
-    json_type(f[3]) AS tenant_id_type,      f[3]->>'$' AS tenant_id,
-    json_type(f[4]) AS customer_id_type,    f[4]->>'$' AS customer_id,
-    json_type(f[5]) AS type_type,           f[5]->>'$' AS "type",
-    json_type(f[6]) AS occurred_at_type,    f[6]->>'$' AS occurred_at_text,
-    json_type(f[7]) AS data_type,           f[7]::VARCHAR AS data
+    -- A string unquoted, a number or object as JSON text; JSON null is NULL.
+    t[1] AS schema_version_type, v[1] AS schema_version,
+    t[2] AS message_id_type,     v[2] AS message_id,
+    t[3] AS tenant_id_type,      v[3] AS tenant_id,
+    t[4] AS customer_id_type,    v[4] AS customer_id,
+    t[5] AS type_type,           v[5] AS "type",
+    t[6] AS occurred_at_type,    v[6] AS occurred_at_text,
+    t[7] AS data_type,           v[7] AS data  -- only read where data_type is OBJECT
 FROM envelope
