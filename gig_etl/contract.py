@@ -65,12 +65,16 @@ class AttributeType(str, enum.Enum):
         return _DUCKDB_TYPES[self]
 
 
+# Money as DECIMAL(18,4): a value must stay below this in magnitude to load.
+DECIMAL_DIGITS, DECIMAL_PLACES = 18, 4
+DECIMAL_LIMIT = 10 ** (DECIMAL_DIGITS - DECIMAL_PLACES)
+
 _DUCKDB_TYPES = {
     AttributeType.STRING: "VARCHAR",
     AttributeType.DATE: "DATE",
     AttributeType.TIMESTAMP: "TIMESTAMPTZ",
     AttributeType.INTEGER: "BIGINT",
-    AttributeType.DECIMAL: "DECIMAL(18,4)",
+    AttributeType.DECIMAL: f"DECIMAL({DECIMAL_DIGITS},{DECIMAL_PLACES})",
     AttributeType.BOOLEAN: "BOOLEAN",
     AttributeType.STRING_LIST: "VARCHAR[]",
 }

@@ -87,6 +87,46 @@ def test_the_event_catalog_merged_batch_by_batch_is_what_the_events_held_give(tm
     assert catalog == recounted
 
 
+def test_values_at_the_edge_of_the_warehouse_types_load_or_are_quarantined_never_failing_the_batch(tmp_path):
+    from datetime import datetime, timezone
+
+    from gig_etl.simulate import envelope, message
+
+    integration = register(tmp_path, "it", "acme", "b:1")
+    store = RawStore(raw_root(tmp_path))
+    profiles = [
+        # RFC 3339's other spellings: each loads as the instant it names.
+        envelope("acme", "1", "profile", "2026-11-20 10:00:00z", {"last_login_at": "2026-11-19t08:30:00z"}, "m-1"),
+        # Past BIGINT: a known attribute's value is quarantined, a new attribute's column is text.
+        envelope("acme", "2", "profile", "2026-11-20T10:00:00Z", {"deposit_count": 2**63}, "m-2"),
+        envelope("acme", "3", "profile", "2026-11-20T10:00:00Z", {"lucky_number": 2**64 - 1}, "m-3"),
+        envelope("acme", "4", "profile", "2026-11-20T10:00:00Z", {"real_balance": 1e300}, "m-4"),
+        envelope("acme", "5", "profile", "2026-02-30T10:00:00Z", {"first_name": "Ann"}, "m-5"),
+    ]
+    store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, p["customer_id"], p) for p in profiles])
+    event = envelope("acme", "1", "bonus", "2026-11-21 09:00:00Z", {"bonus_id": "b"}, "m-6")
+    store_batch(store, "it", "acme", TopicKind.EVENTS, [message(TopicKind.EVENTS, "1", event)])
+    with connect_warehouse(warehouse_path(tmp_path)) as db:
+        load = load_integration(db, store, integration).total
+        logins = db.execute("SELECT customer_id, gig_last_login_at, gig_lucky_number FROM profiles ORDER BY ALL").fetchall()
+        [(lucky_type,)] = db.execute(
+            "SELECT data_type FROM duckdb_columns() WHERE table_name = 'profiles' AND column_name = 'gig_lucky_number'"
+        ).fetchall()
+        [(occurred,)] = db.execute("SELECT occurred_at FROM events").fetchall()
+        reasons = [r for (r,) in db.execute("SELECT reason FROM quarantine ORDER BY ALL").fetchall()]
+    assert (load.loaded, load.quarantined) == (3, 3)
+    assert logins == [
+        ("1", datetime(2026, 11, 19, 8, 30, tzinfo=timezone.utc), None), ("3", None, str(2**64 - 1)),
+    ]
+    assert lucky_type == "VARCHAR"
+    assert occurred == datetime(2026, 11, 21, 9, tzinfo=timezone.utc)
+    assert reasons == [
+        "deposit_count '9223372036854775808' is out of range for BIGINT",
+        "occurred_at '2026-02-30T10:00:00Z' is not an RFC 3339 time",
+        "real_balance '1e300' is out of range for DECIMAL(18,4)",
+    ]
+
+
 def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the_next_load(tmp_path):
     from gig_etl.lib.load import load_batch, read_batch
     from gig_etl.simulate import envelope, message

@@ -49,6 +49,12 @@ def env(**overrides) -> bytes:
         (env(data={"is_blocked": "yes"}), TopicKind.PROFILES, "is_blocked 'yes' is not a boolean"),
         (env(data={"tags": "vip"}), TopicKind.PROFILES, "tags 'vip' is not a list of strings"),
         (env(data={"deposit_count": 1.5}), TopicKind.PROFILES, "deposit_count '1.5' is not an integer"),
+        # Values that fit the regular expressions but not the warehouse's columns.
+        (env(occurred_at="2026-02-30T10:15:02Z"), TopicKind.PROFILES, "occurred_at '2026-02-30T10:15:02Z' is not an RFC 3339 time"),
+        (env(occurred_at="2016-12-31T23:59:60Z"), TopicKind.EVENTS, "occurred_at '2016-12-31T23:59:60Z' is not an RFC 3339 time"),
+        (env(data={"last_login_at": "2026-11-23T24:00:00Z"}), TopicKind.PROFILES, "last_login_at '2026-11-23T24:00:00Z' is not an RFC 3339 time with a zone"),
+        (env(data={"deposit_count": 2**63}), TopicKind.PROFILES, "deposit_count '9223372036854775808' is out of range for BIGINT"),
+        (env(data={"real_balance": 1e15}), TopicKind.PROFILES, "real_balance '1000000000000000.0' is out of range for DECIMAL(18,4)"),
         (env(type="payment_deposit", data={"status": "lost"}), TopicKind.EVENTS, "status 'lost' is not one of pending, approved, declined, cancelled, rollback"),
         (env(data={}).replace(b'"data": {}', b'"data": {"vip_level": 3, "vip_level": 4}'), TopicKind.PROFILES, "data has the field vip_level more than once"),
     ],
@@ -69,6 +75,13 @@ def test_valid_messages_keep_nulls_unknown_fields_and_times_in_utc():
     assert sorted(parsed.fields.select("field", "json_type", "value").rows()) == [
         ("new_thing", "OBJECT", '{"a":1}'), ("tags", "ARRAY", '["x"]'), ("vip_level", "NULL", None),
     ]
+
+
+@pytest.mark.parametrize("spelling", ["2026-11-23T12:15:02.125+02:00", "2026-11-23t10:15:02.125z", "2026-11-23 10:15:02.125Z"])
+def test_every_spelling_rfc_3339_allows_names_its_instant(spelling):
+    parsed = parse_raw_batch(raw_batch(env(type="bonus", occurred_at=spelling)), TopicKind.EVENTS, "acme")
+    assert parsed.quarantined.height == 0
+    assert parsed.messages["occurred_at"].dt.to_string("%Y-%m-%dT%H:%M:%S%.3f%:z").to_list() == ["2026-11-23T10:15:02.125+00:00"]
 
 
 def test_a_repeated_field_quarantines_only_its_own_message():

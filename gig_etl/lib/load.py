@@ -312,6 +312,15 @@ def _recount_event_catalog(db: duckdb.DuckDBPyConnection, integration: str, even
 _STATE_COLUMNS = 'customer_id, attribute, value, occurred_at, kafka_ts, "partition", "offset"'
 
 
+def _typed_value(column: str, data_type: str) -> str:
+    """SQL for a `profiles` column's value, held as text, in the column's type."""
+    if data_type.endswith("[]") or data_type == "JSON":
+        return f'CAST("{column}"::JSON AS {data_type})'
+    if data_type == "TIMESTAMP WITH TIME ZONE":  # DuckDB reads T and Z, not the t and z RFC 3339 allows too
+        return f'CAST(upper("{column}") AS {data_type})'
+    return f'CAST("{column}" AS {data_type})'
+
+
 def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame) -> pl.DataFrame:
     """Rebuilds the `profiles` and `subscriptions` rows of `customers` from their
     attribute state; returns the new profile rows (customer_id, profile_id, ...)."""
@@ -326,10 +335,7 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, c
         state.lazy(), name, integration.identifier, [c.removeprefix("gig_") for c in columns]
     ).collect()
     db.register("refreshed_profiles", profiles.to_arrow())
-    typed = ", ".join(
-        f'CAST("{c}"::JSON AS {t}) AS "{c}"' if t.endswith("[]") or t == "JSON" else f'CAST("{c}" AS {t}) AS "{c}"'
-        for c, t in columns.items()
-    )
+    typed = ", ".join(f'{_typed_value(c, t)} AS "{c}"' for c, t in columns.items())
     _run(
         db,
         f"INSERT INTO profiles BY NAME SELECT integration, profile_id, customer_id, updated_at, {typed} "

@@ -16,10 +16,11 @@ from gig_etl.contract import (
 # occurred_at wins; on a tie, the later Kafka position.
 NEWEST_LAST = ["occurred_at", "kafka_ts", "partition", "offset"]
 
-# The DuckDB type a new attribute's first JSON values suggest; any conflict widens to VARCHAR.
+# The DuckDB type a new attribute's first JSON values suggest; any conflict widens
+# to VARCHAR, as does an integer past BIGINT (`_inferred_type`).
 _INFERRED_TYPES = {
     "VARCHAR": "VARCHAR", "BOOLEAN": "BOOLEAN", "UBIGINT": "BIGINT", "BIGINT": "BIGINT",
-    "HUGEINT": "BIGINT", "DOUBLE": "DOUBLE", "ARRAY": "JSON", "OBJECT": "JSON",
+    "HUGEINT": "VARCHAR", "DOUBLE": "DOUBLE", "ARRAY": "JSON", "OBJECT": "JSON",
 }
 
 OBSERVATION_SCHEMA = pl.Schema(
@@ -90,8 +91,7 @@ def new_attribute_types(observations: pl.LazyFrame, integration: str) -> pl.Lazy
     values suggest (VARCHAR where they disagree or are only null)."""
     unknown = observations.filter(~pl.col("attribute").is_in(list(PROFILE_ATTRIBUTES)))
     return unknown.group_by("attribute").agg(
-        pl.col("json_type").filter(pl.col("json_type") != "NULL")
-        .replace_strict(_INFERRED_TYPES, default="VARCHAR").unique().alias("types"),
+        _inferred_type().filter(pl.col("json_type") != "NULL").unique().alias("types"),
         pl.col("occurred_at").min().alias("created_at"),
     ).select(
         pl.lit(integration).alias("integration"),
@@ -100,6 +100,13 @@ def new_attribute_types(observations: pl.LazyFrame, integration: str) -> pl.Lazy
         .alias("data_type"),
         "created_at",
     )
+
+
+def _inferred_type() -> pl.Expr:
+    """The column type one value suggests: a UBIGINT past BIGINT's range would not load as BIGINT."""
+    inferred = pl.col("json_type").replace_strict(_INFERRED_TYPES, default="VARCHAR")
+    past_bigint = (pl.col("json_type") == "UBIGINT") & pl.col("value").cast(pl.Int64, strict=False).is_null()
+    return pl.when(past_bigint).then(pl.lit("VARCHAR")).otherwise(inferred)
 
 
 def profile_rows(state: pl.LazyFrame, integration: str, identifier: str, attributes: list[str]) -> pl.LazyFrame:
