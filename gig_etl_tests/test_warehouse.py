@@ -57,3 +57,28 @@ def test_a_warehouse_that_kept_seen_message_ids_as_text_still_knows_them(tmp_pat
     assert columns == [("integration", "VARCHAR"), ("message_hash", "UHUGEINT")]
     assert first.loaded == len(messages) and again.duplicates == len(ids)
     assert again.loaded == again.erasures  # tombstones carry no id: applied again, changing nothing
+
+
+def test_a_warehouse_whose_subscriptions_had_a_primary_key_keeps_its_rows_without_it(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as db:  # what an older gig-etl made
+        db.execute(
+            "CREATE TABLE subscriptions (integration VARCHAR NOT NULL, profile_id VARCHAR NOT NULL, "
+            "channel VARCHAR NOT NULL, subscribed BOOLEAN, updated_at TIMESTAMPTZ NOT NULL, "
+            "PRIMARY KEY (integration, profile_id, channel))"
+        ).fetchall()
+        db.execute(
+            "INSERT INTO subscriptions VALUES ('it', 'p1', 'email', true, '2026-11-20 10:00:00+00'), "
+            "('it', 'p1', 'sms', NULL, '2026-11-20 10:00:00+00')"
+        ).fetchall()
+        before = db.execute("SELECT * FROM subscriptions ORDER BY ALL").fetchall()
+    for _ in range(2):  # the second connection finds nothing to upgrade
+        with connect_warehouse(path) as db:
+            keys = db.execute(
+                "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'subscriptions' "
+                "AND constraint_type = 'PRIMARY KEY'"
+            ).fetchall()
+            assert keys == [(0,)]
+            assert db.execute("SELECT * FROM subscriptions ORDER BY ALL").fetchall() == before
+            tables = db.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%before_upgrade'").fetchall()
+            assert tables == []

@@ -47,16 +47,19 @@ def connect_warehouse(
             delay = min(delay * 2, 2.0)
     connection.execute("SET TimeZone = 'UTC'").fetchall()
     connection.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
-    # Older warehouses: seen ids set aside, hashed into the table schema.sql makes.
-    upgrading = _seen_ids_as_text(connection)
-    if upgrading:
-        connection.execute("BEGIN TRANSACTION; ALTER TABLE seen_messages RENAME TO seen_message_ids_as_text").fetchall()
+    # Older warehouses, in one transaction: a table whose shape changed is set
+    # aside, made anew by schema.sql, and refilled from what was set aside.
+    upgrades = [(table, refill) for table, (needed, refill) in _UPGRADES.items() if needed(connection)]
+    if upgrades:
+        connection.execute("BEGIN TRANSACTION").fetchall()
+        for table, _ in upgrades:
+            connection.execute(f"ALTER TABLE {table} RENAME TO {table}_before_upgrade").fetchall()
     connection.execute(sql_text("schema.sql")).fetchall()
-    if upgrading:
-        connection.execute(
-            "INSERT INTO seen_messages SELECT integration, message_id_hash(message_id) FROM seen_message_ids_as_text; "
-            "DROP TABLE seen_message_ids_as_text; COMMIT"
-        ).fetchall()
+    if upgrades:
+        for table, refill in upgrades:
+            connection.execute(f"INSERT INTO {table} {refill} FROM {table}_before_upgrade").fetchall()
+            connection.execute(f"DROP TABLE {table}_before_upgrade").fetchall()
+        connection.execute("COMMIT").fetchall()
     connection.execute(profiles_ddl()).fetchall()
     connection.execute(sql_text("views.sql")).fetchall()
     return connection
@@ -84,6 +87,23 @@ def _seen_ids_as_text(connection: duckdb.DuckDBPyConnection) -> bool:
         "AND table_name = 'seen_messages' AND column_name = 'message_id'"
     ).fetchall()
     return found > 0
+
+
+def _subscriptions_keyed(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `subscriptions` has the primary key older gig-etl versions gave it."""
+    [(found,)] = connection.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
+        "AND table_name = 'subscriptions' AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    return found > 0
+
+
+# Per table an older gig-etl made differently: whether this warehouse has the old
+# shape, and the SELECT list that refills the new table from the old one.
+_UPGRADES = {
+    "seen_messages": (_seen_ids_as_text, "SELECT integration, message_id_hash(message_id)"),
+    "subscriptions": (_subscriptions_keyed, "SELECT *"),
+}
 
 
 def profiles_ddl() -> str:

