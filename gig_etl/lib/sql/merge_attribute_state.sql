@@ -3,16 +3,16 @@
 -- the later Kafka position). Without an index on attribute_state, whose size
 -- grows with the customers: a join on the batch's keys instead of ON CONFLICT.
 CREATE OR REPLACE TEMP TABLE winning_values AS
-SELECT n.*
+SELECT n.*, s.rowid AS replaced_row
 FROM newest_values AS n
 LEFT JOIN attribute_state AS s
   ON s.integration = n.integration AND s.customer_id = n.customer_id AND s.attribute = n.attribute
 WHERE s.customer_id IS NULL
    OR row(n.occurred_at, n.kafka_ts, n."partition", n."offset") > row(s.occurred_at, s.kafka_ts, s."partition", s."offset");
 
-DELETE FROM attribute_state AS s
-USING winning_values AS w
-WHERE s.integration = w.integration AND s.customer_id = w.customer_id AND s.attribute = w.attribute;
+-- By the row the join found: matching the keys again read three text columns
+-- of every stored value a second time (0.15 against 0.18 s a batch at 5M).
+DELETE FROM attribute_state WHERE rowid IN (SELECT replaced_row FROM winning_values WHERE replaced_row IS NOT NULL);
 
 INSERT INTO attribute_state BY NAME
 SELECT integration, customer_id, attribute, value, occurred_at, kafka_ts, "partition", "offset" FROM winning_values;
