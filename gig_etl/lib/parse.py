@@ -25,7 +25,7 @@ from gig_etl.lib.warehouse import sql_text
 
 # RFC 3339 date-time; the zone (Z or ±hh:mm) is what "without a zone" lacks.
 # Hours, minutes and seconds in range: a leap second (:60) is refused too, since
-# neither polars nor DuckDB holds one. Days in range are `rfc3339_instant`'s check.
+# neither polars nor DuckDB holds one. Days in range are checked by the shred's cast.
 _HH_MM = r"([01]\d|2[0-3]):[0-5]\d"
 _RFC3339_LOCAL = r"^\d{4}-\d{2}-\d{2}[Tt ]" + _HH_MM + r":[0-5]\d(\.\d+)?"
 _RFC3339 = _RFC3339_LOCAL + r"([Zz]|[+-]" + _HH_MM + r")$"
@@ -69,8 +69,12 @@ VALID_MESSAGE_SCHEMA = pl.Schema(
 FIELD_SCHEMA = pl.Schema(
     {"partition": pl.Int32, "offset": pl.Int64, "field": pl.String, "json_type": pl.String, "value": pl.String}
 )
-# As shredded: whether the field's name occurs more than once in its object.
-_SHREDDED_FIELD_SCHEMA = pl.Schema({**FIELD_SCHEMA, "repeated": pl.Boolean})
+# As shredded: whether the field's name occurs more than once in its object, and
+# for a timestamp field the instant its text names (null if none).
+_SHREDDED_FIELD_SCHEMA = pl.Schema({**FIELD_SCHEMA, "repeated": pl.Boolean, "instant": pl.Datetime("us", "UTC")})
+_TIMESTAMP_FIELDS = [
+    spec.name for spec in (*PROFILE_ATTRIBUTES.values(), *EVENT_FIELDS.values()) if spec.type is AttributeType.TIMESTAMP
+]
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def shred(raw: pa.Table, scratch: duckdb.DuckDBPyConnection | None = None) -> tu
     try:
         shredded = scratch.sql(sql_text("shred_messages.sql")).to_arrow_table()
         scratch.register("shredded", shredded)
-        fields = scratch.sql(sql_text("shred_fields.sql")).to_arrow_table()
+        fields = scratch.sql(sql_text("shred_fields.sql"), params=[_TIMESTAMP_FIELDS]).to_arrow_table()
     finally:
         # Not holding on to the batch after it is parsed.
         for view in ("raw_batch", "shredded"):
@@ -108,20 +112,8 @@ def shred(raw: pa.Table, scratch: duckdb.DuckDBPyConnection | None = None) -> tu
     return pl.from_arrow(shredded), pl.from_arrow(fields).cast(_SHREDDED_FIELD_SCHEMA)
 
 
-def rfc3339_instant(text: pl.Expr) -> pl.Expr:
-    """The UTC instant an RFC 3339 time names, in any spelling it allows (t or a
-    space for T, z for Z); null if it names none, such as the 30th of February."""
-    return (
-        text.str.to_uppercase()
-        .str.replace(" ", "T", literal=True)
-        .str.replace(r"Z$", "+00:00")
-        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us", time_zone="UTC", strict=False)
-    )
-
-
 def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
-    """The first thing wrong with a message's envelope, or null if nothing is.
-    Reads `occurred_at`, the `rfc3339_instant` of `occurred_at_text`."""
+    """The first thing wrong with a message's envelope, or null if nothing is."""
     if kind is TopicKind.PROFILES:
         # A tombstone's key is all it says: the customer to erase.
         key_text = pl.col("key_text")
@@ -204,8 +196,7 @@ def _fits_kind() -> pl.Expr:
             & _value_of(AttributeType.DATE).str.to_date("%Y-%m-%d", strict=False).is_not_null()
         )
         .when(kind == AttributeType.TIMESTAMP.value).then(
-            (t == "VARCHAR") & value.str.contains(_RFC3339)
-            & rfc3339_instant(_value_of(AttributeType.TIMESTAMP)).is_not_null()
+            (t == "VARCHAR") & value.str.contains(_RFC3339) & pl.col("instant").is_not_null()
         )
         .when(kind == AttributeType.INTEGER.value).then(t.is_in(_INTEGER_TYPES))
         .when(kind == AttributeType.DECIMAL.value).then(t.is_in(_NUMBER_TYPES))
@@ -251,7 +242,6 @@ def parse_raw_batch(
     shredded, fields = shred(raw, scratch)
     checked = (
         shredded.lazy()
-        .with_columns(occurred_at=rfc3339_instant(pl.col("occurred_at_text")))
         .with_columns(reason=envelope_problem(kind, tenant_id))
         .join(field_problems(fields.lazy()), on=["partition", "offset"], how="left")
         .with_columns(reason=pl.coalesce("reason", "field_problem"))

@@ -20,13 +20,19 @@ WITH objects AS (
         json_extract(data, '$."' || replace(field, '"', '\"') || '"') AS entry
     FROM objects, unnest(json_keys(data)) AS names(field)
     WHERE entries IS NULL
+), fields AS (
+    SELECT "partition", "offset", field,
+        coalesce(json_type(entry), 'NULL') AS json_type,  -- a JSON null is an SQL NULL in a MAP
+        entry->>'$' AS value,
+        false AS repeated
+    FROM distinct_names
+    UNION ALL
+    SELECT "partition", "offset", field, json_type(entry), entry->>'$',
+        count(*) OVER (PARTITION BY "partition", "offset", field) > 1
+    FROM repeated_names
 )
-SELECT "partition", "offset", field,
-    coalesce(json_type(entry), 'NULL') AS json_type,  -- a JSON null is an SQL NULL in a MAP
-    entry->>'$' AS value,
-    false AS repeated
-FROM distinct_names
-UNION ALL
-SELECT "partition", "offset", field, json_type(entry), entry->>'$',
-    count(*) OVER (PARTITION BY "partition", "offset", field) > 1
-FROM repeated_names
+SELECT *,
+    -- For the fields listed in the parameter (the timestamps), the instant the
+    -- text names, as for the envelope's occurred_at (shred_messages.sql).
+    CASE WHEN json_type = 'VARCHAR' AND list_contains(?, field) THEN TRY_CAST(upper(value) AS TIMESTAMPTZ) END AS instant
+FROM fields
