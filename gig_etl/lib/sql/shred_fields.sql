@@ -1,7 +1,8 @@
 -- One row per entry of `data` in the messages of `shredded` whose data is an
 -- object: its name, JSON type ('NULL' for an explicit null, which clears),
--- value as text (a scalar unquoted; an array or object as JSON), and whether
--- the name occurs more than once in the object (bad input: which value counts?).
+-- value as text (a scalar unquoted; an array or object as JSON), whether the
+-- name occurs more than once in the object (bad input: which value counts?),
+-- and for a timestamp field the instant its text names.
 WITH objects AS (
     SELECT "partition", "offset", data,
         -- One parse of `data` for all its entries (a lookup per name parses it
@@ -32,7 +33,7 @@ WITH objects AS (
     FROM repeated_names
 )
 SELECT *,
-    -- For the fields listed in the parameter (the timestamps), the instant the
-    -- text names, as for the envelope's occurred_at (shred_messages.sql).
+    -- The parameter lists the timestamp fields; the cast is the one for the
+    -- envelope's occurred_at (shred_messages.sql).
     CASE WHEN json_type = 'VARCHAR' AND list_contains(?, field) THEN TRY_CAST(upper(value) AS TIMESTAMPTZ) END AS instant
 FROM fields
