@@ -24,21 +24,37 @@ def observations(*rows) -> pl.LazyFrame:
     return pl.DataFrame(
         [
             {"customer_id": c, "attribute": a, "json_type": t, "value": v, "occurred_at": at(d), "kafka_ts": at(28),
-             "partition": 0, "offset": o}
+             "partition": 0, "offset": o, "newness": o}
             for c, a, t, v, d, o in rows
         ],
         schema=OBSERVATION_SCHEMA,
     ).lazy()
 
 
+def newest_values(attribute: str, *messages) -> list[str]:
+    """The newest of `attribute`'s values carried by messages (value, occurred day,
+    partition, offset) about one customer, as one batch."""
+    values, days, partitions, offsets = zip(*messages)
+    batch = pl.LazyFrame(
+        {"partition": partitions, "offset": offsets, "customer_id": ["1"] * len(messages),
+         "occurred_at": [at(d) for d in days], "kafka_ts": [at(28)] * len(messages)},
+        schema_overrides={"partition": pl.Int32},
+    )
+    fields = pl.LazyFrame(
+        {"partition": partitions, "offset": offsets, "field": [attribute] * len(messages),
+         "json_type": ["VARCHAR"] * len(messages), "value": values},
+        schema_overrides={"partition": pl.Int32},
+    )
+    return newest_observations(attribute_observations(batch, fields, TopicKind.PROFILES)).collect()["value"].to_list()
+
+
 def test_the_newest_occurred_at_wins_whatever_the_arrival_order():
-    late = observations(("1", "vip_level", "UBIGINT", "2", 10, 1), ("1", "vip_level", "UBIGINT", "5", 5, 2))
-    assert newest_observations(late).collect()["value"].to_list() == ["2"]
+    assert newest_values("vip_level", ("2", 10, 0, 1), ("5", 5, 0, 2)) == ["2"]
 
 
 def test_on_equal_times_the_later_kafka_position_wins():
-    tie = observations(("1", "email", "VARCHAR", "b", 5, 9), ("1", "email", "VARCHAR", "a", 5, 3))
-    assert newest_observations(tie).collect()["value"].to_list() == ["b"]
+    assert newest_values("email", ("b", 5, 0, 9), ("a", 5, 0, 3), ("c", 5, 1, 2)) == ["c"]
+    assert newest_values("email", ("b", 5, 0, 9), ("a", 5, 0, 3)) == ["b"]
 
 
 def test_a_re_sent_message_is_kept_once_the_first_copy_in_partition_and_offset_order():
