@@ -135,10 +135,11 @@ def _rewrite_without_keys(keys: pa.Array, batch: RawBatch) -> tuple[int, int] | 
     """Rewrites `batch` without the messages whose key is in `keys`, tombstones
     aside; returns its rows and size then, or None if it held none of them."""
     # The keys alone first: a batch without any of them is not read whole.
-    if not pc.any(pc.is_in(pq.read_table(batch.path, columns=["key"])["key"], value_set=keys)).as_py():
+    listed = pc.is_in(pq.read_table(batch.path, columns=["key"])["key"], value_set=keys)
+    if not pc.any(listed).as_py():
         return None
     table = pq.read_table(batch.path)
-    erased = pc.and_(pc.is_in(table["key"], value_set=keys), pc.is_valid(table["value"]))
+    erased = pc.and_(listed, pc.is_valid(table["value"]))
     if not pc.any(erased).as_py():
         return None
     kept = table.filter(pc.invert(erased))
