@@ -166,6 +166,27 @@ def test_a_drain_does_not_wait_for_more_messages_than_it_has_left_to_read(
     assert time.monotonic() - started < limits.consume_timeout_s / 2
 
 
+def test_a_drain_ends_at_the_partition_ends_the_broker_reports_not_after_an_idle_wait(
+    kafka_broker, kafka_connection, tenant, isolated_home
+):
+    # Past the noted high watermarks a drain reads on to each partition's end (Tansu's
+    # watermark can fall short of it). The broker reports that end: no idle wait is needed
+    # to tell, and an idle wait this long would fail the test.
+    produced = produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 20, seed=7)).total
+    limits = DrainLimits(tail_idle_s=30.0, tail_max_s=60.0)
+    store = RawStore(raw_root(isolated_home))
+    with KafkaResource().consumer(KafkaConnection(kafka_broker.bootstrap_servers), INTEGRATION) as consumer:
+        started = time.monotonic()
+        first = drain_topics(consumer, store, INTEGRATION, tenant_topics(tenant), limits)
+        first_took = time.monotonic() - started
+        started = time.monotonic()
+        second = drain_topics(consumer, store, INTEGRATION, tenant_topics(tenant), limits)
+        second_took = time.monotonic() - started
+    assert sum(r.rows for r in first.values()) == produced
+    assert sum(r.rows for r in second.values()) == 0
+    assert first_took < limits.tail_idle_s / 2 and second_took < limits.tail_idle_s / 2
+
+
 def test_a_run_ends_while_the_producer_goes_on_and_the_next_run_takes_the_rest(
     kafka_broker, kafka_connection, tenant, isolated_home
 ):

@@ -78,6 +78,11 @@ class KafkaResource(dg.ConfigurableResource):
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "error",
+                # Each partition's end, reported by the broker, ends a drain's tail at once.
+                # The report comes with an empty fetch, which the broker holds back for up
+                # to fetch.wait.max.ms (500 by default) in case more arrives.
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 50,
                 "socket.connection.setup.timeout.ms": 10_000,
             }
             | BULK_READ_SETTINGS,

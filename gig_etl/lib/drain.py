@@ -4,6 +4,8 @@ A drain notes each partition's high watermark first and reads up to it, so it
 ends even while the producer goes on. It reads with `assign()` from the offsets
 the raw store recorded, never from a consumer group: no group join, no rebalance,
 and the offsets move only together with the batch that holds the messages.
+A consumer with `enable.partition.eof` lets a drain end as soon as the broker
+reports each partition's end; without it, a drain ends after an idle wait.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class DrainLimits:
     consume_timeout_s: float = 1.0
     # With no progress for this long (broker gone, partition stuck) the drain fails.
     stall_timeout_s: float = 15.0
-    # Past the noted ends: how long an empty poll means "nothing more", and a cap.
+    # Past the noted ends, where the consumer reports no partition ends: how long
+    # an empty poll means "nothing more"; and a cap on the tail either way.
     tail_idle_s: float = 0.2
     tail_max_s: float = 10.0
     metadata_timeout_s: float = 10.0
@@ -211,10 +214,25 @@ class _TopicDrain:
         self.starts = {p.partition: p.start_offset for p in result.plans}
         self.next_offsets = dict(self.starts)
         self.stopped: set[int] = set()
+        self.at_end: set[int] = set()  # the broker had nothing more when last fetched
         self.batch = _Batch(self.topic)
 
     def behind(self) -> list[int]:
         return [p for p, end in self.ends.items() if self.next_offsets[p] < end]
+
+    def finished(self) -> bool:
+        """Every partition stopped by a newer message or read to the broker's end."""
+        return len(self.stopped | self.at_end) == len(self.ends)
+
+    def reached_end(self, partition: int, next_offset: int) -> None:
+        """librdkafka's partition EOF: every message before `next_offset` was delivered
+        and the broker had none after. Tansu's high watermark can fall short of its
+        log's end (see `plan_partitions`): this is the end a tail reads up to."""
+        if partition in self.stopped or next_offset < self.ends[partition]:
+            return
+        # Past the last message, offsets can hold none (transaction markers).
+        self.next_offsets[partition] = max(self.next_offsets[partition], next_offset)
+        self.at_end.add(partition)
 
     def offsets_left(self) -> int:
         """From each partition's next offset up to its noted end: no fewer than the messages left."""
@@ -226,6 +244,8 @@ class _TopicDrain:
         partitions = list(map(Message.partition, messages))
         offsets = list(map(Message.offset, messages))
         timestamps = list(map(_MILLIS, map(Message.timestamp, messages)))
+        if self.at_end:  # more arrived after an end was reported
+            self.at_end.difference_update(partitions)
         if self.stopped or any_at_or_past_end(partitions, offsets, self.ends):
             keep = _past_end_filter(partitions, offsets, timestamps, self.ends, started_ms, self.stopped)
             if self.stopped:
@@ -250,35 +270,44 @@ class _TopicDrain:
 
 
 class _BatchWriter:
-    """Writes full batches on a second thread while the drain reads on: Parquet
+    """Writes full batches on a thread per topic while the drain reads on: Parquet
     encoding and fsync (which release the GIL) overlap the reading. One write in
-    flight at most, waited for before the next, so batches are recorded in order
-    and memory holds one batch being written besides those being filled."""
+    flight per topic at most, waited for before that topic's next, so a topic's
+    batches are recorded in order and memory holds one batch per topic being
+    written besides those being filled. With one thread for both topics, a flush
+    often waited for the other topic's write (0.25 s of a 1M drain)."""
 
     def __init__(self, store: RawStore, integration: str) -> None:
         self.store = store
         self.integration = integration
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-write")
-        self._in_flight: tuple[DrainResult, Future[RawBatch]] | None = None
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._in_flight: dict[str, tuple[DrainResult, Future[RawBatch]]] = {}
 
     def write(self, result: DrainResult, kind: TopicKind, table: pa.Table, next_offsets: dict[int, int]) -> None:
-        self.wait()
-        written = self._executor.submit(
+        self._wait_for(result.topic)
+        if result.topic not in self._executors:
+            self._executors[result.topic] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-write")
+        written = self._executors[result.topic].submit(
             self.store.commit_batch, self.integration, kind, result.topic, table, next_offsets
         )
-        self._in_flight = (result, written)
+        self._in_flight[result.topic] = (result, written)
 
-    def wait(self) -> None:
-        """Until the batch in flight is recorded; raises what its write raised."""
-        if self._in_flight is not None:
-            result, written = self._in_flight
-            self._in_flight = None
+    def _wait_for(self, topic: str) -> None:
+        """Until the topic's batch in flight is recorded; raises what its write raised."""
+        if topic in self._in_flight:
+            result, written = self._in_flight.pop(topic)
             result.batches.append(written.result())
 
+    def wait(self) -> None:
+        """Until every batch in flight is recorded."""
+        for topic in list(self._in_flight):
+            self._wait_for(topic)
+
     def close(self) -> None:
-        """Lets a write in flight finish (a recorded batch is whole) without raising:
+        """Lets writes in flight finish (a recorded batch is whole) without raising:
         the drain is ending on an error of its own."""
-        self._executor.shutdown(wait=True)
+        for executor in self._executors.values():
+            executor.shutdown(wait=True)
 
 
 def drain_topics(
@@ -312,19 +341,21 @@ def drain_topics(
             behind = {topic: partitions for topic, partitions in behind.items() if partitions}
             if not behind:
                 tail_started = tail_started or time.monotonic()
-                all_stopped = all(len(d.stopped) == len(d.ends) for d in drains.values())
-                if all_stopped or time.monotonic() - tail_started > limits.tail_max_s:
+                if all(d.finished() for d in drains.values()) or time.monotonic() - tail_started > limits.tail_max_s:
                     break
             if behind:
                 wanted = min(limits.consume_max_messages, sum(d.offsets_left() for d in drains.values()))
                 messages = consumer.consume(wanted, timeout=limits.consume_timeout_s)
             else:
                 # Past the ends, what the last fetches brought is queued already: take it at
-                # once, and wait only to see that nothing more comes.
-                messages = consumer.consume(limits.consume_max_messages, timeout=0) or consumer.consume(
-                    limits.consume_max_messages, timeout=limits.tail_idle_s
-                )
-            by_topic, transient = _by_topic(messages, drains)
+                # once. Else wait for what comes next, a message or a partition's end, by
+                # poll(), which returns with the first: consume() waits out its timeout
+                # for the count it asked for.
+                messages = consumer.consume(limits.consume_max_messages, timeout=0)
+                if not messages:
+                    following = consumer.poll(limits.tail_idle_s)
+                    messages = [following] if following is not None else []
+            by_topic, ends_reached, transient = _by_topic(messages, drains)
             last_error = transient or last_error
             taken = 0
             for topic, topic_messages in by_topic.items():
@@ -332,6 +363,8 @@ def drain_topics(
                 taken += drain.take(topic_messages, started_ms, consumer)
                 if drain.batch.rows >= limits.batch_max_messages or drain.batch.bytes >= limits.batch_max_bytes:
                     drain.flush(writer)
+            for topic, partition, next_offset in ends_reached:
+                drains[topic].reached_end(partition, next_offset)
             if taken:
                 last_progress = time.monotonic()
                 continue
@@ -364,16 +397,22 @@ def drain_topics(
     return results
 
 
-def _by_topic(messages: list[Message], drains: dict) -> tuple[dict[str, list[Message]], str | None]:
-    """The messages of each topic, errors aside; raises on a fatal error, else returns
-    the last transient one (broker down, leader moving: librdkafka retries)."""
+def _by_topic(
+    messages: list[Message], drains: dict
+) -> tuple[dict[str, list[Message]], list[tuple[str, int, int]], str | None]:
+    """The messages of each topic, errors aside; the partition ends reported (topic,
+    partition, next offset); raises on a fatal error, else returns the last transient
+    one (broker down, leader moving: librdkafka retries)."""
     transient = None
+    ends_reached = []
     if any(map(Message.error, messages)):
         kept = []
         for message in messages:
             error = message.error()
             if error is None:
                 kept.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                ends_reached.append((message.topic(), message.partition(), message.offset()))
             elif error.fatal() or error.code() in _FATAL_ERRORS:
                 raise DrainError(f"reading {message.topic() or ', '.join(drains)}: {_error_text(error)}")
             else:
@@ -381,11 +420,11 @@ def _by_topic(messages: list[Message], drains: dict) -> tuple[dict[str, list[Mes
         messages = kept
     topics = list(map(Message.topic, messages))
     if topics and topics.count(topics[0]) == len(topics):  # the usual case: a fetch is per partition
-        return {topics[0]: messages}, transient
+        return {topics[0]: messages}, ends_reached, transient
     by_topic: dict[str, list[Message]] = {}
     for message, topic in zip(messages, topics):
         by_topic.setdefault(topic, []).append(message)
-    return by_topic, transient
+    return by_topic, ends_reached, transient
 
 
 def _past_end_filter(
