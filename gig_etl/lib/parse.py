@@ -72,9 +72,9 @@ FIELD_SCHEMA = pl.Schema(
 # As shredded: whether the field's name occurs more than once in its object, and
 # for a timestamp field the instant its text names (null if none).
 _SHREDDED_FIELD_SCHEMA = pl.Schema({**FIELD_SCHEMA, "repeated": pl.Boolean, "instant": pl.Datetime("us", "UTC")})
-_TIMESTAMP_FIELDS = [
-    spec.name for spec in (*PROFILE_ATTRIBUTES.values(), *EVENT_FIELDS.values()) if spec.type is AttributeType.TIMESTAMP
-]
+# Every field the contract types: profile attributes, then event fields.
+_FIELD_SPECS = (*PROFILE_ATTRIBUTES.values(), *EVENT_FIELDS.values())
+_TIMESTAMP_FIELDS = [spec.name for spec in _FIELD_SPECS if spec.type is AttributeType.TIMESTAMP]
 
 
 @dataclass(frozen=True)
@@ -155,20 +155,19 @@ def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
 
 def _field_rules() -> pl.DataFrame:
     """One row per field the contract types: its type, closed values and range."""
-    specs = list(PROFILE_ATTRIBUTES.values()) + list(EVENT_FIELDS.values())
     return pl.DataFrame(
         {
-            "field": [s.name for s in specs],
-            "kind": [s.type.value for s in specs],
-            "allowed": [list(s.allowed) if s.allowed else None for s in specs],
-            "min_value": [s.min_value for s in specs],
-            "max_value": [s.max_value for s in specs],
-            "column_type": [s.type.duckdb_type for s in specs],
+            "field": [s.name for s in _FIELD_SPECS],
+            "kind": [s.type.value for s in _FIELD_SPECS],
+            "allowed": [list(s.allowed) if s.allowed else None for s in _FIELD_SPECS],
+            "min_value": [s.min_value for s in _FIELD_SPECS],
+            "max_value": [s.max_value for s in _FIELD_SPECS],
+            "column_type": [s.type.duckdb_type for s in _FIELD_SPECS],
             "expected": [
                 f"one of {', '.join(s.allowed)}" if s.allowed
                 else f"an integer from {s.min_value} to {s.max_value}" if s.min_value is not None
                 else _EXPECTED[s.type]
-                for s in specs
+                for s in _FIELD_SPECS
             ],
         },
         schema={
