@@ -97,15 +97,24 @@ def test_a_wrong_password_fails_the_run_fast_naming_the_integration_and_the_caus
     assert recorded_offsets(isolated_home, "secured", tenant) == {"profiles": {}, "events": {}}
 
 
-def test_a_missing_password_variable_fails_the_run_naming_it(kafka_broker, tenant, isolated_home, monkeypatch):
-    monkeypatch.delenv("NOT_SET_PASSWORD", raising=False)
+@pytest.mark.parametrize("password, state", [(None, "not set"), ("", "empty")], ids=["unset", "empty"])
+def test_a_missing_or_empty_password_variable_fails_the_run_in_one_line_naming_it(
+    kafka_broker, tenant, isolated_home, monkeypatch, password, state
+):
+    if password is None:
+        monkeypatch.delenv("NOPASS_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("NOPASS_PASSWORD", password)
     register(
         isolated_home, "nopass", tenant, kafka_broker.bootstrap_servers,
-        security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", username="reader", password_env="NOT_SET_PASSWORD",
+        security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", username="reader", password_env="NOPASS_PASSWORD",
     )
     code, out = cli("run", "--integration", "nopass")
     assert code == 1
-    assert "the environment variable NOT_SET_PASSWORD that holds its password is not set" in out
+    assert (
+        f"integration 'nopass', broker {kafka_broker.bootstrap_servers}: the environment variable NOPASS_PASSWORD "
+        f"that holds its password is {state}"
+    ) in out
 
 
 def test_cli_lists_shows_and_edits(kafka_broker, isolated_home, monkeypatch):

@@ -91,7 +91,7 @@ def test_the_password_is_read_from_its_variable_and_never_stored(registry, monke
         "acme", "acme-casino", "b:9092", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
         username="reader", password_env="ACME_KAFKA_PASSWORD",
     )
-    with pytest.raises(CredentialsError, match="integration 'acme': the environment variable ACME_KAFKA_PASSWORD"):
+    with pytest.raises(CredentialsError, match="integration 'acme', broker .*: the environment variable ACME_KAFKA_PASSWORD"):
         registry.get("acme").connection()
     monkeypatch.setenv("ACME_KAFKA_PASSWORD", "hunter2-secret")
     connection = registry.get("acme").connection()
@@ -99,3 +99,27 @@ def test_the_password_is_read_from_its_variable_and_never_stored(registry, monke
     assert "hunter2" not in repr(connection)
     stored = b"".join(p.read_bytes() for p in registry.path.parent.glob("registry.sqlite*"))
     assert b"ACME_KAFKA_PASSWORD" in stored and b"hunter2" not in stored
+
+
+_SASL = {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "username": "reader", "password_env": "ACME_PW"}
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("name", "acme\n"), ("name", "ac\x00me"), ("tenant_id", "acme-casino\n"), ("bootstrap_servers", "b:9092\n"),
+        ("bootstrap_servers", "b:9092\t,c:9092"), ("password_env", "ACME_PW\n"), ("username", "reader\r"),
+    ],
+)
+def test_a_setting_with_a_control_character_is_refused_naming_it(registry, setting, value):
+    # `$` in a pattern matches before a trailing newline: "acme\n" was a valid name.
+    settings = {"name": "acme", "tenant_id": "acme-casino", "bootstrap_servers": "b:9092", **_SASL, setting: value}
+    with pytest.raises(RegistryError, match=f"the {setting.replace('_', ' ')} .* holds a control character"):
+        registry.create(settings.pop("name"), settings.pop("tenant_id"), settings.pop("bootstrap_servers"), **settings)
+    assert registry.list() == []
+
+
+def test_an_empty_password_variable_is_refused_naming_it_the_integration_and_the_broker(registry):
+    integration = registry.create("acme", "acme-casino", "b:9092", **_SASL)
+    with pytest.raises(CredentialsError, match="integration 'acme', broker b:9092: the environment variable ACME_PW .* is empty"):
+        integration.connection({"ACME_PW": ""})

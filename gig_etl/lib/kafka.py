@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -10,6 +11,15 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+# librdkafka writes its own log to the terminal: a line per reconnect, some 200
+# before a failure is declared. Its errors reach gig-etl through error_cb and
+# exceptions, which say in one line what went wrong; the log goes here, unshown
+# unless someone gives this logger a handler.
+LIBRDKAFKA_LOG = logging.getLogger("gig_etl.librdkafka")
+LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
+LIBRDKAFKA_LOG.propagate = False
 
 
 class KafkaUnavailable(RuntimeError):
@@ -33,10 +43,11 @@ class KafkaConnection:
             f"security_protocol={self.security_protocol!r}, username={self.username!r})"
         )
 
-    def client_config(self) -> dict[str, str | int | bool]:
-        config: dict[str, str | int | bool] = {
+    def client_config(self) -> dict[str, object]:
+        config: dict[str, object] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            "logger": LIBRDKAFKA_LOG,
         }
         if self.security_protocol.startswith("SASL"):
             config["sasl.mechanism"] = self.sasl_mechanism or "SCRAM-SHA-512"

@@ -12,6 +12,7 @@ import enum
 import os
 import re
 import sqlite3
+import unicodedata
 from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -46,10 +47,10 @@ _TRANSITIONS = {
 }
 
 # Names become Dagster partition keys and folder names: keep them plain.
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_TENANT = re.compile(r"^[A-Za-z0-9._-]{1,200}$")  # characters Kafka allows in a topic name
-_SERVER = re.compile(r"^[A-Za-z0-9.-]+:(\d{1,5})$")
-_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_TENANT = re.compile(r"[A-Za-z0-9._-]{1,200}")  # characters Kafka allows in a topic name
+_SERVER = re.compile(r"[A-Za-z0-9.-]+:(\d{1,5})")
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 EDITABLE_FIELDS = (
     "tenant_id", "bootstrap_servers", "security_protocol", "sasl_mechanism", "username", "password_env", "identifier",
@@ -80,10 +81,10 @@ class Integration:
         password = None
         if self.security_protocol.startswith("SASL"):
             password = environ.get(self.password_env or "")
-            if password is None:
+            if not password:
                 raise CredentialsError(
-                    f"integration {self.name!r}: the environment variable {self.password_env} "
-                    "that holds its password is not set"
+                    f"integration {self.name!r}, broker {self.bootstrap_servers}: the environment variable "
+                    f"{self.password_env} that holds its password is {'not set' if password is None else 'empty'}"
                 )
         return KafkaConnection(
             bootstrap_servers=self.bootstrap_servers,
@@ -94,20 +95,38 @@ class Integration:
         )
 
 
+def _control_characters(integration: Integration) -> str | None:
+    """The first setting holding a control character (a trailing newline pasted in,
+    a NUL), which no name, tenant, server or variable name may hold."""
+    for setting in ("name", *EDITABLE_FIELDS):
+        value = getattr(integration, setting)
+        if isinstance(value, str) and any(unicodedata.category(c) == "Cc" for c in value):
+            return setting
+    return None
+
+
 def validate(integration: Integration) -> None:
-    """Raises RegistryError naming the first thing wrong with `integration`."""
-    if not _NAME.match(integration.name):
+    """Raises RegistryError naming the first thing wrong with `integration`. Every
+    pattern must match the whole value (`fullmatch`: `$` would let a trailing
+    newline through)."""
+    setting = _control_characters(integration)
+    if setting is not None:
+        raise RegistryError(
+            f"the {setting.replace('_', ' ')} {getattr(integration, setting)!r} holds a control character "
+            "(a newline, a tab, a NUL): remove it"
+        )
+    if not _NAME.fullmatch(integration.name):
         raise RegistryError(
             f"invalid name {integration.name!r}: use 1-63 lower-case letters, digits, '-' or '_', "
             "starting with a letter or digit"
         )
     if not integration.tenant_id.strip():
         raise RegistryError("the tenant ID is empty")
-    if not _TENANT.match(integration.tenant_id):
+    if not _TENANT.fullmatch(integration.tenant_id):
         raise RegistryError(f"invalid tenant ID {integration.tenant_id!r}: use letters, digits, '.', '_' or '-'")
     servers = integration.bootstrap_servers.split(",")
     for server in servers:
-        match = _SERVER.match(server.strip())
+        match = _SERVER.fullmatch(server.strip(" "))
         if not match or not 0 < int(match.group(1)) < 65536:
             raise RegistryError(
                 f"malformed bootstrap servers {integration.bootstrap_servers!r}: expected host:port[,host:port...]"
@@ -127,7 +146,7 @@ def validate(integration: Integration) -> None:
             )
         if not integration.username:
             raise RegistryError(f"{integration.security_protocol} needs a username")
-        if not integration.password_env or not _ENV_VAR.match(integration.password_env):
+        if not integration.password_env or not _ENV_VAR.fullmatch(integration.password_env):
             raise RegistryError(
                 f"{integration.security_protocol} needs --password-env: the name of the environment variable "
                 "that holds the password"
