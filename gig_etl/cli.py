@@ -181,14 +181,18 @@ def rebuild(integration: str | None) -> None:
     # Every integration that was ever approved may have raw data.
     targets = [known.get(integration)] if integration else [i for i in known.list() if i.approved_at]
     store = home.raw_store()
+    warehouse = warehouse_path(home.root())
     for target in targets:
         # The integration's lock first, then the warehouse, as a run takes them.
-        with home.integration_lock(target.name, "gig-etl rebuild"), connect_warehouse(warehouse_path(home.root())) as db:
-            total = rebuild_integration(db, store, target).total
+        with home.integration_lock(target.name, "gig-etl rebuild"), connect_warehouse(warehouse) as db:
+            load = rebuild_integration(db, store, target, warehouse.with_name(f"rebuild-{target.name}.duckdb"))
+        total = load.total
         click.echo(
             f"{target.name}: rebuilt from {total.batches} raw batches: {total.rows:,} read, {total.loaded:,} loaded, "
             f"{total.duplicates:,} duplicates, {total.quarantined:,} quarantined"
         )
+        for reason in load.unreadable.values():
+            click.echo(f"  warning: {reason}: skipped; the next run reads its messages again from Kafka", err=True)
 
 
 @main.command()

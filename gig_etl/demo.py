@@ -9,6 +9,7 @@ import duckdb
 
 from gig_etl.broker import EmbeddedBroker
 from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.load import clear_integration
 from gig_etl.lib.raw_store import RawStore
@@ -106,9 +107,9 @@ def warehouse_summary(db: duckdb.DuckDBPyConnection, integration: str) -> list[s
 
     lines = []
     for table in ("profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine"):
-        lines.append(f"{table:<18} {one(f'SELECT count(*) FROM {table} WHERE integration = ?')[0]:>9,} rows")
+        lines.append(f"{table:<18} {one(f'SELECT count(*) FROM {quote_identifier(table)} WHERE integration = ?')[0]:>9,} rows")
     for view in ("marketable_profiles", "player_value"):
-        lines.append(f"{view:<18} {one(f'SELECT count(*) FROM {view} WHERE integration = ?')[0]:>9,} rows (view)")
+        lines.append(f"{view:<18} {one(f'SELECT count(*) FROM {quote_identifier(view)} WHERE integration = ?')[0]:>9,} rows (view)")
     top = db.execute(
         "SELECT event_name, event_count FROM event_catalog WHERE integration = ? ORDER BY event_count DESC LIMIT 3",
         [integration],

@@ -22,7 +22,8 @@ def test_a_clean_recent_backlog_passes_every_check(kafka_broker, kafka_connectio
     checks = refresh(isolated_home, "ok")
     assert set(checks) == {
         "profiles:lag_not_growing", "events:lag_not_growing", "quarantine:no_quarantine_spike", "events:fresh",
-        "profiles:one_row_per_profile", "events:every_type_catalogued",
+        "profiles:one_row_per_profile", "events:every_type_catalogued", "profiles:every_batch_readable",
+        "events:every_batch_readable", "attribute_catalog:attribute_columns_within_limit",
     }
     assert all(passed for passed, _ in checks.values()), checks
 

@@ -39,7 +39,7 @@ def env(**overrides) -> bytes:
         (env(data=[1]), TopicKind.PROFILES, "envelope field data is array, not object"),
         (env(schema_version=2), TopicKind.PROFILES, "unsupported schema_version 2"),
         (env(tenant_id="other"), TopicKind.PROFILES, "tenant_id 'other' differs from the integration tenant 'acme'"),
-        (env(customer_id=""), TopicKind.PROFILES, "customer_id is empty"),
+        (env(customer_id=""), TopicKind.PROFILES, "customer_id is empty or blank"),
         (env(occurred_at="2026-11-23T10:15:02"), TopicKind.PROFILES, "occurred_at '2026-11-23T10:15:02' has no zone offset"),
         (env(occurred_at="yesterday"), TopicKind.PROFILES, "occurred_at 'yesterday' is not an RFC 3339 time"),
         (env(type="bonus"), TopicKind.PROFILES, "type 'bonus' on the profiles topic"),
@@ -57,6 +57,18 @@ def env(**overrides) -> bytes:
         (env(data={"real_balance": 1e15}), TopicKind.PROFILES, "real_balance '1000000000000000.0' is out of range for DECIMAL(18,4)"),
         (env(type="payment_deposit", data={"status": "lost"}), TopicKind.EVENTS, "status 'lost' is not one of pending, approved, declined, cancelled, rollback"),
         (env(data={}).replace(b'"data": {}', b'"data": {"vip_level": 3, "vip_level": 4}'), TopicKind.PROFILES, "data has the field vip_level more than once"),
+        # Untrusted upstream: each loaded before, silently or until a later step failed.
+        (env(message_id=""), TopicKind.PROFILES, "message_id is empty or blank"),
+        (env(message_id=" \t"), TopicKind.PROFILES, "message_id is empty or blank"),
+        (env(customer_id=" "), TopicKind.PROFILES, "customer_id is empty or blank"),
+        (env(customer_id="2"), TopicKind.PROFILES, "customer_id differs from the message key"),
+        (env(type=" "), TopicKind.EVENTS, "type is empty or blank"),
+        (env(occurred_at="9999-12-31T23:00:00-05:00"), TopicKind.PROFILES, "occurred_at '9999-12-31T23:00:00-05:00' is outside the years 1 to 9999 (UTC)"),
+        (env(occurred_at="0000-06-01T00:00:00Z"), TopicKind.PROFILES, "occurred_at '0000-06-01T00:00:00Z' is outside the years 1 to 9999 (UTC)"),
+        (env(data={"last_login_at": "9999-12-31T23:59:59-00:01"}), TopicKind.PROFILES, "last_login_at '9999-12-31T23:59:59-00:01' is not an RFC 3339 time with a zone"),
+        (env(data={"birth_date": "0000-01-01"}), TopicKind.PROFILES, "birth_date '0000-01-01' is not a date (YYYY-MM-DD)"),
+        # A repeated name that is no valid JSON path once quoted failed the whole batch's shred.
+        (env(data={}).replace(b'"data": {}', b'"data": {"a\\\\": 1, "a\\\\": 2}'), TopicKind.PROFILES, "data has the field a\\ more than once"),
     ],
 )
 def test_each_kind_of_bad_input_is_quarantined_with_its_reason(value, kind, reason):
@@ -108,7 +120,10 @@ def test_a_tombstone_whose_key_is_not_a_utf8_customer_id_is_quarantined(key):
     assert parsed.quarantined["key"].to_list() == [key]
 
 
-def test_a_valid_message_with_a_key_that_is_not_utf8_is_still_read_from_its_envelope():
-    parsed = parse_raw_batch(raw_batch(env(customer_id="100234"), keys=[b"\xff\xfe"]), TopicKind.PROFILES, "acme")
-    assert parsed.quarantined.height == 0
-    assert parsed.messages["customer_id"].to_list() == ["100234"]
+@pytest.mark.parametrize("key", [b"\xff\xfe", b"100235", b"", None])
+def test_a_message_not_keyed_by_its_customer_id_is_quarantined(key):
+    # The key is what partitions and erasure go by: a message keyed by another
+    # customer (or by no UTF-8 id) would be loaded for one and erased for another.
+    parsed = parse_raw_batch(raw_batch(env(customer_id="100234"), keys=[key]), TopicKind.PROFILES, "acme")
+    assert parsed.messages.height == 0
+    assert parsed.quarantined["reason"].to_list() == ["customer_id differs from the message key"]

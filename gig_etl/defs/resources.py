@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 from confluent_kafka import Consumer
 
+from gig_etl.lib.catalog import DEFAULT_MAX_ATTRIBUTE_COLUMNS
 from gig_etl.lib.drain import DrainLimits
 from gig_etl.lib.home import locks_root, raw_root, resolve_home, warehouse_path
 from gig_etl.lib.kafka import BULK_READ_SETTINGS, KafkaConnection, open_consumer
@@ -101,6 +102,9 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str | None = None  # None: $GIG_ETL_HOME/warehouse.duckdb
     lock_timeout_s: float = 300.0
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+    # Columns that attributes outside the contract may add to `profiles`; past it,
+    # new names keep their values in profiles.extra_attributes.
+    max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS
 
     def database(self) -> Path:
         return Path(self.path) if self.path else warehouse_path(resolve_home())

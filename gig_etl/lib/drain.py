@@ -448,3 +448,100 @@ def _past_end_filter(
             stopped.add(partition)
             keep.append(False)
     return keep
+
+
+@dataclass
+class Redrain:
+    """What became of the raw batches on record as unreadable."""
+
+    replaced: dict[str, RawBatch] = field(default_factory=dict)  # old batch id: the batch in its place
+    set_aside: dict[str, str] = field(default_factory=dict)  # batch id: why it cannot be read again
+
+
+def redrain_unreadable(
+    consumer: Consumer, store: RawStore, integration: str, limits: DrainLimits = DrainLimits()
+) -> Redrain:
+    """Reads again from Kafka, by their recorded offsets, the batches whose files
+    could not be read, each into a new batch in its place (`RawStore.replace_batch`).
+    A batch whose offsets the broker no longer holds is set aside, on record with
+    the reason, and the others go on."""
+    outcome = Redrain()
+    for record in store.unreadable(integration):
+        if record.set_aside:
+            outcome.set_aside[record.batch.batch_id] = record.reason
+            continue
+        table, missing = _read_offsets(consumer, record.batch.topic, store.batch_ranges(record.batch.batch_id), limits)
+        if missing is not None:
+            reason = f"{record.reason}; it cannot be drained again: {missing}"
+            store.set_aside(record.batch.batch_id, reason)
+            outcome.set_aside[record.batch.batch_id] = reason
+        else:
+            outcome.replaced[record.batch.batch_id] = store.replace_batch(record.batch, table)
+    return outcome
+
+
+def _read_offsets(
+    consumer: Consumer, topic: str, ranges: dict[int, tuple[int, int]], limits: DrainLimits
+) -> tuple[pa.Table, str | None]:
+    """The messages of `topic` at the offsets `ranges` (partition: first, last), and
+    None; or what the broker no longer has of them."""
+    for partition, (first, _) in sorted(ranges.items()):
+        try:
+            low, _high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=limits.metadata_timeout_s, cached=False
+            )
+        except KafkaException as exc:
+            raise DrainError(f"cannot read the offsets of {topic} [{partition}]: {_error_text(exc.args[0])}") from exc
+        if first < low:
+            return pa.table({}), f"the broker's earliest offset of {topic} [{partition}] is {low}, past {first}"
+    batch = _Batch(topic)
+    pending = dict(ranges)
+    consumer.assign([TopicPartition(topic, p, first) for p, (first, _) in sorted(ranges.items())])
+    try:
+        last_progress = time.monotonic()
+        while pending:
+            messages = consumer.consume(limits.consume_max_messages, timeout=limits.consume_timeout_s)
+            kept = []
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF and message.partition() in pending:
+                        return pa.table({}), (
+                            f"{topic} [{message.partition()}] ends at offset {message.offset()}, "
+                            f"before {pending[message.partition()][1]}"
+                        )
+                    if error.code() == KafkaError.OFFSET_OUT_OF_RANGE:
+                        return pa.table({}), f"the broker does not hold those offsets of {topic}: {_error_text(error)}"
+                    if error.fatal() or error.code() in _FATAL_ERRORS:
+                        raise DrainError(f"reading {topic}: {_error_text(error)}")
+                    continue
+                span = pending.get(message.partition())
+                if span is None:
+                    continue
+                if span[0] <= message.offset() <= span[1]:
+                    kept.append(message)
+                if message.offset() >= span[1]:
+                    del pending[message.partition()]
+            if kept:
+                last_progress = time.monotonic()
+                batch.add(
+                    list(map(Message.partition, kept)), list(map(Message.offset, kept)),
+                    list(map(_MILLIS, map(Message.timestamp, kept))), list(map(Message.key, kept)),
+                    list(map(Message.value, kept)),
+                )
+            elif time.monotonic() - last_progress > limits.stall_timeout_s:
+                try:  # a broker that answers but delivers nothing there does not hold those offsets
+                    consumer.list_topics(topic=topic, timeout=2.0)
+                except KafkaException as exc:
+                    raise DrainError(
+                        f"no progress reading {topic} {sorted(pending)} again for {limits.stall_timeout_s:.0f}s: "
+                        f"{_error_text(exc.args[0])}"
+                    ) from exc
+                return pa.table({}), (
+                    f"the broker delivered nothing of {topic} at offsets "
+                    + ", ".join(f"[{p}] {first}..{last}" for p, (first, last) in sorted(pending.items()))
+                    + f" in {limits.stall_timeout_s:.0f}s"
+                )
+    finally:
+        consumer.unassign()
+    return batch.table(), None

@@ -68,3 +68,14 @@ def all_catalogued(missing: list[str]) -> Verdict:
         "every event type is in the catalog" if not missing else f"not in event_catalog: {', '.join(missing)}",
         {"missing": missing},
     )
+
+
+def columns_within_limit(crowded_out: list[str], limit: int) -> Verdict:
+    """No attribute that could have had a column went to extra_attributes for want of room."""
+    return Verdict(
+        not crowded_out,
+        f"every attribute that may be a column has one (limit {limit})" if not crowded_out
+        else f"{len(crowded_out)} attribute(s) kept in extra_attributes: profiles has {limit} attribute columns, "
+        f"the limit; e.g. {crowded_out[0]!r}",
+        {"crowded_out": len(crowded_out), "max_attribute_columns": limit},
+    )

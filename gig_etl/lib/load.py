@@ -10,18 +10,25 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from datetime import datetime
 from typing import Iterator
 
 import duckdb
 import polars as pl
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from gig_etl.contract import SUBSCRIPTION_CHANNELS, TopicKind
-from gig_etl.lib.catalog import known_attribute_catalog
-from gig_etl.lib.parse import ParsedBatch, parse_raw_batch, scratch_database
-from gig_etl.lib.raw_store import RawBatch, RawStore
+from gig_etl.lib.catalog import (
+    DEFAULT_MAX_ATTRIBUTE_COLUMNS,
+    dynamic_columns,
+    known_attribute_catalog,
+    place_new_attributes,
+)
+from gig_etl.lib.identifiers import ATTRIBUTE_PREFIX, EXTRA_ATTRIBUTES, UnsafeIdentifier, quote_identifier
+from gig_etl.lib.parse import QUARANTINE_SCHEMA, ParsedBatch, parse_raw_batch, scratch_database
+from gig_etl.lib.raw_store import RawBatch, RawStore, UnreadableBatch, read_raw_batch
 from gig_etl.lib.registry import Integration
 from gig_etl.lib.transform import (
     attribute_observations,
@@ -33,7 +40,7 @@ from gig_etl.lib.transform import (
     subscription_rows,
     without_erased,
 )
-from gig_etl.lib.warehouse import profile_columns, sql_text, sync_profile_columns
+from gig_etl.lib.warehouse import connect_warehouse, profile_columns, sql_text, sync_profile_columns
 
 # Tables holding an integration's data, cleared by a rebuild.
 INTEGRATION_TABLES = (
@@ -102,25 +109,144 @@ def seed_attribute_catalog(db: duckdb.DuckDBPyConnection, integration: Integrati
     return added
 
 
+# What DuckDB and polars raise on a batch's content (a value, a name, a size or a
+# count they cannot hold), as against the disk or the transaction failing: a batch
+# refused with one of these has the messages it cannot hold found and quarantined.
+REFUSED_CONTENT = (
+    duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException,
+    duckdb.CatalogException, duckdb.BinderException, duckdb.ConstraintException, duckdb.OutOfMemoryException,
+    duckdb.NotImplementedException, pl.exceptions.PolarsError, pl.exceptions.PanicException, UnsafeIdentifier,
+)
+
+# How many times a batch's refused messages are looked for before the rest of it
+# is quarantined too: messages that load alone but not together need another pass.
+_REFUSAL_SEARCHES = 3
+
+
 @dataclass(frozen=True)
 class ReadBatch:
-    """A raw batch read and parsed: all of its load that needs no warehouse."""
+    """A raw batch read and parsed: all of its load that needs no warehouse.
+    `parsed` is None when the file cannot be read (`unreadable` says why) or its
+    content cannot be parsed as a whole (`refused` says why)."""
 
     batch: RawBatch
     rows: int
-    parsed: ParsedBatch
+    parsed: ParsedBatch | None
+    unreadable: str | None = None
+    refused: str | None = None
 
 
 def read_batch(batch: RawBatch, tenant_id: str, scratch: duckdb.DuckDBPyConnection | None = None) -> ReadBatch:
-    raw = pq.read_table(batch.path)
-    return ReadBatch(batch, raw.num_rows, parse_raw_batch(raw, TopicKind(batch.topic_kind), tenant_id, scratch))
+    try:
+        raw = read_raw_batch(batch)
+    except UnreadableBatch as exc:
+        return ReadBatch(batch, 0, None, unreadable=str(exc))
+    try:
+        return ReadBatch(batch, raw.num_rows, parse_raw_batch(raw, TopicKind(batch.topic_kind), tenant_id, scratch))
+    except REFUSED_CONTENT as exc:
+        return ReadBatch(batch, raw.num_rows, None, refused=_refusal(exc))
 
 
-def load_batch(db: duckdb.DuckDBPyConnection, integration: Integration, read: ReadBatch) -> LoadCounts:
+def _refusal(exc: BaseException) -> str:
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return f"the warehouse cannot hold it: {type(exc).__name__}: {first_line[:300]}"
+
+
+def load_batch(
+    db: duckdb.DuckDBPyConnection, integration: Integration, read: ReadBatch,
+    max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
+) -> LoadCounts:
     """Loads one raw batch in one transaction: after a crash the warehouse is as
-    before the batch, and the next run loads it again."""
+    before the batch, and the next run loads it again. A batch whose content the
+    warehouse refuses loads without the messages it refuses, which are quarantined."""
+    kind = TopicKind(read.batch.topic_kind)
+    parsed = read.parsed
+    if parsed is not None:
+        try:
+            with _transaction(db):
+                return _apply_batch(db, integration, read.batch, kind, read.rows, parsed, max_attribute_columns)
+        except REFUSED_CONTENT:
+            pass
+    parsed = _without_refused(db, integration, read.batch, kind, max_attribute_columns)
     with _transaction(db):
-        return _apply_batch(db, integration, read.batch, TopicKind(read.batch.topic_kind), read.rows, read.parsed)
+        return _apply_batch(db, integration, read.batch, kind, read.rows, parsed, max_attribute_columns)
+
+
+def _without_refused(
+    db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch, kind: TopicKind,
+    max_attribute_columns: int,
+) -> ParsedBatch:
+    """The batch parsed without the messages the warehouse refuses, which join its
+    quarantine with the error. They are found by halving: a part is parsed and
+    applied in a transaction that is always rolled back, and a part refused is
+    halved again, down to single messages."""
+    raw = read_raw_batch(batch)
+
+    def refusal(rows: list[int]) -> str | None:
+        part = raw.take(rows)
+        try:
+            parsed = parse_raw_batch(part, kind, integration.tenant_id)
+            _run(db, "BEGIN TRANSACTION")
+            try:
+                _apply_batch(db, integration, batch, kind, part.num_rows, parsed, max_attribute_columns)
+            finally:
+                _run(db, "ROLLBACK")
+        except REFUSED_CONTENT as exc:
+            return _refusal(exc)
+        return None
+
+    refused: dict[int, str] = {}
+
+    def search(rows: list[int], reason: str) -> None:
+        if len(rows) == 1:
+            refused[rows[0]] = reason
+            return
+        found = len(refused)
+        for part in (rows[: len(rows) // 2], rows[len(rows) // 2 :]):
+            part_reason = refusal(part)
+            if part_reason is not None:
+                search(part, part_reason)
+        if len(refused) == found:  # each half loads alone, not together
+            refused.update(dict.fromkeys(rows, reason))
+
+    for _ in range(_REFUSAL_SEARCHES):
+        rest = [i for i in range(raw.num_rows) if i not in refused]
+        reason = refusal(rest) if rest else None
+        if reason is None:
+            break
+        search(rest, reason)
+    else:
+        refused.update(dict.fromkeys((i for i in range(raw.num_rows) if i not in refused), reason))
+    kept = [i for i in range(raw.num_rows) if i not in refused]
+    parsed = parse_raw_batch(raw.take(kept), kind, integration.tenant_id)
+    return replace(parsed, quarantined=pl.concat([parsed.quarantined, _quarantine_rows(raw, refused)]))
+
+
+def _quarantine_rows(raw: pa.Table, reasons: dict[int, str]) -> pl.DataFrame:
+    """Quarantine rows (ParsedBatch.quarantined) of the raw messages at `reasons`' positions."""
+    rows = sorted(reasons)
+    part = raw.take(rows)
+    keys = part["key"].to_pylist()
+    return pl.DataFrame(
+        {
+            "topic": part["topic"].to_pylist(),
+            "partition": part["partition"].to_pylist(),
+            "offset": part["offset"].to_pylist(),
+            "kafka_ts": part["timestamp"].to_pylist(),
+            "key": keys,
+            "key_text": [_utf8_or_none(k) for k in keys],
+            "raw_value": part["value"].to_pylist(),
+            "reason": [reasons[i] for i in rows],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _utf8_or_none(key: bytes | None) -> str | None:
+    try:
+        return key.decode() if key is not None else None
+    except UnicodeDecodeError:
+        return None
 
 
 def read_ahead(batches: list[RawBatch], tenant_id: str) -> Iterator[ReadBatch]:
@@ -142,7 +268,7 @@ def read_ahead(batches: list[RawBatch], tenant_id: str) -> Iterator[ReadBatch]:
 
 def _apply_batch(
     db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch, kind: TopicKind, rows: int,
-    parsed: ParsedBatch,
+    parsed: ParsedBatch, max_attribute_columns: int,
 ) -> LoadCounts:
     name = integration.name
     unique = first_of_each_message(parsed.messages.lazy()).collect()
@@ -168,6 +294,20 @@ def _apply_batch(
 
     new_types = new_attribute_types(observations, name).collect()
     if new_types.height:
+        db.register("new_attribute_types", new_types.to_arrow())
+        catalogued = set(_rows(
+            db, "SELECT attribute FROM attribute_catalog WHERE integration = ? "
+            "AND attribute IN (SELECT attribute FROM new_attribute_types)", [name],
+        )["attribute"])
+        columns = profile_columns(db)
+        placed = place_new_attributes(
+            [a.removeprefix(ATTRIBUTE_PREFIX) for a in new_types["attribute"] if a not in catalogued],
+            columns, max_attribute_columns - dynamic_columns(columns),
+        )
+        # A name keeps the place it was given when first seen.
+        new_types = new_types.with_columns(
+            column_name=pl.col("attribute").str.strip_prefix(ATTRIBUTE_PREFIX).replace_strict(placed, default=None)
+        )
         db.register("new_attribute_types", new_types.to_arrow())
         _run(
             db,
@@ -200,14 +340,16 @@ def _apply_batch(
     quarantined = parsed.quarantined.with_columns(
         pl.lit(name).alias("integration"),
         pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
-        pl.col("key_text").alias("customer_id"),
     ).drop("kafka_ts", "key_text")
-    # Nothing about an erased customer is kept, bad input included (counted all the same).
-    quarantined = quarantined.join(_erased_among(db, name, quarantined), on="customer_id", how="anti").drop(
-        "customer_id"
-    )
     db.register("new_quarantine", quarantined.to_arrow())
-    _run(db, "INSERT INTO quarantine BY NAME SELECT * FROM new_quarantine ON CONFLICT DO NOTHING")
+    # Nothing about an erased customer is kept, bad input included (counted all the same).
+    db.register("erasure_targets", _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [name]).to_arrow())
+    _run(
+        db,
+        "INSERT INTO quarantine BY NAME SELECT * FROM "
+        "(SELECT *, value_customer_id(raw_value) AS customer_id FROM new_quarantine) "
+        "WHERE NOT about_customers(key, raw_value, customer_id) ON CONFLICT DO NOTHING",
+    )
 
     counts = LoadCounts(
         rows=rows,
@@ -257,13 +399,12 @@ def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones
     erased_types = _rows(
         db, f"SELECT DISTINCT event_type FROM events WHERE integration = ? AND customer_id IN {erased}", [integration]
     )
+    # What loads is keyed by its customer_id (parse quarantines a message whose key
+    # differs), so these hold nothing about the customers but under their id.
     for table in ("attribute_state", "events"):
-        _run(db, f"DELETE FROM {table} WHERE integration = ? AND customer_id IN {erased}", [integration])
-    _run(
-        db,
-        "DELETE FROM quarantine WHERE integration = ? AND key IN (SELECT encode(customer_id) FROM erased_customers)",
-        [integration],
-    )
+        _run(db, f"DELETE FROM {quote_identifier(table)} WHERE integration = ? AND customer_id IN {erased}", [integration])
+    db.register("erasure_targets", tombstones.select("customer_id").to_arrow())
+    _run(db, "DELETE FROM quarantine WHERE integration = ? AND about_customers(key, raw_value, customer_id)", [integration])
     return set(erased_types["event_type"])
 
 
@@ -313,12 +454,14 @@ _STATE_COLUMNS = 'customer_id, attribute, value, occurred_at, kafka_ts, "partiti
 
 
 def _typed_value(column: str, data_type: str) -> str:
-    """SQL for a `profiles` column's value, held as text, in the column's type."""
+    """SQL for a `profiles` column's value, held as text, in the column's type
+    (`data_type` as DuckDB names it in duckdb_columns())."""
+    quoted, typed = quote_identifier(column), data_type
     if data_type.endswith("[]") or data_type == "JSON":
-        return f'CAST("{column}"::JSON AS {data_type})'
+        return f"CAST({quoted}::JSON AS {typed})"
     if data_type == "TIMESTAMP WITH TIME ZONE":  # DuckDB reads T and Z, not the t and z RFC 3339 allows too
-        return f'CAST(upper("{column}") AS {data_type})'
-    return f'CAST("{column}" AS {data_type})'
+        return f"CAST(upper({quoted}) AS {typed})"
+    return f"CAST({quoted} AS {typed})"
 
 
 def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame) -> pl.DataFrame:
@@ -331,14 +474,21 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, c
     _run(db, f"DELETE FROM profiles WHERE integration = ? AND {in_touched}", [name])
     state = _rows(db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {in_touched}", [name])
     columns = profile_columns(db)
+    places = dict(
+        db.execute("SELECT attribute, column_name FROM attribute_catalog WHERE integration = ?", [name]).fetchall()
+    )
+    holds = {place: attribute.removeprefix(ATTRIBUTE_PREFIX) for attribute, place in places.items()}
+    extra = [attribute.removeprefix(ATTRIBUTE_PREFIX) for attribute, place in places.items() if place == EXTRA_ATTRIBUTES]
     profiles = profile_rows(
-        state.lazy(), name, integration.identifier, [c.removeprefix("gig_") for c in columns]
+        state.lazy(), name, integration.identifier, {c: holds[c] for c in columns if c in holds}, extra
     ).collect()
     db.register("refreshed_profiles", profiles.to_arrow())
-    typed = ", ".join(f'{_typed_value(c, t)} AS "{c}"' for c, t in columns.items())
+    typed = [f"{_typed_value(c, t)} AS {quote_identifier(c)}" for c, t in columns.items() if c in holds]
+    if extra:
+        typed.append(f"map_from_entries({EXTRA_ATTRIBUTES}) AS {EXTRA_ATTRIBUTES}")
     _run(
         db,
-        f"INSERT INTO profiles BY NAME SELECT integration, profile_id, customer_id, updated_at, {typed} "
+        f"INSERT INTO profiles BY NAME SELECT integration, profile_id, customer_id, updated_at, {', '.join(typed)} "
         "FROM refreshed_profiles",
     )
     _refresh_subscriptions(db, name, customers, state, pl.concat([before["profile_id"], profiles["profile_id"]]))
@@ -395,23 +545,38 @@ def _refresh_subscriptions(
 class IntegrationLoad:
     counts: dict[str, LoadCounts]  # per topic kind
     raw_files_erased: int
+    unreadable: dict[str, str] = field(default_factory=dict)  # batch id: why its file cannot be read
 
     @property
     def total(self) -> LoadCounts:
         return sum(self.counts.values(), LoadCounts())
 
 
-def load_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration) -> IntegrationLoad:
+def load_integration(
+    db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration,
+    max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
+) -> IntegrationLoad:
     """Loads every raw batch of the integration not loaded before, oldest first,
-    then takes the erased customers out of raw Parquet too."""
+    then takes the erased customers out of raw Parquet too. A batch whose file
+    cannot be read is put on record in the manifest (the next drain reads it again
+    from Kafka) and the batches after it load."""
     seed_attribute_catalog(db, integration)
     done = loaded_batch_ids(db, integration.name)
     counts = {kind.value: LoadCounts() for kind in TopicKind}
+    unreadable = {}
+    on_record = {r.batch.batch_id for r in store.unreadable(integration.name)}
     pending = [batch for batch in store.batches(integration.name) if batch.batch_id not in done]
     for read in read_ahead(pending, integration.tenant_id):
+        batch_id = read.batch.batch_id
+        if read.unreadable is not None:
+            store.record_unreadable(batch_id, read.unreadable)
+            unreadable[batch_id] = read.unreadable
+            continue
+        if batch_id in on_record:  # its file came back
+            store.readable_again(batch_id)
         kind = read.batch.topic_kind
-        counts[kind] = counts[kind] + load_batch(db, integration, read)
-    return IntegrationLoad(counts, erase_from_raw(db, store, integration.name))
+        counts[kind] = counts[kind] + load_batch(db, integration, read, max_attribute_columns)
+    return IntegrationLoad(counts, erase_from_raw(db, store, integration.name), unreadable)
 
 
 def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: str) -> int:
@@ -423,7 +588,7 @@ def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: 
         db, "SELECT customer_id FROM erasures WHERE integration = ? AND NOT raw_erased", [integration]
     )["customer_id"].to_list()
     # Every batch, those loaded since included: they need no second pass for these.
-    rewritten = store.erase_keys(integration, {c.encode() for c in pending})
+    rewritten = store.erase_customers(integration, set(pending))
     if pending:
         db.register("raw_erased_customers", pl.DataFrame({"customer_id": pending}).to_arrow())
         _run(
@@ -437,7 +602,7 @@ def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: 
     )
     if unchecked:
         erased_earlier = set(erased_customers(db, integration)) - set(pending)
-        rewritten += store.erase_keys(integration, {c.encode() for c in erased_earlier}, unchecked)
+        rewritten += store.erase_customers(integration, erased_earlier, unchecked)
         db.register("raw_checked_batches", pl.DataFrame({"batch_id": sorted(unchecked)}).to_arrow())
         _run(
             db, "UPDATE loaded_batches SET raw_erasures_applied = true WHERE integration = ? "
@@ -465,14 +630,38 @@ def erased_customers(db: duckdb.DuckDBPyConnection, integration: str) -> list[st
     return _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [integration])["customer_id"].to_list()
 
 
-def rebuild_integration(db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration) -> IntegrationLoad:
-    """The integration's tables again from raw Parquet alone, with no broker."""
-    clear_integration(db, integration.name)
-    return load_integration(db, store, integration)
+def rebuild_integration(
+    db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration, scratch: Path,
+    max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
+) -> IntegrationLoad:
+    """The integration's tables again from raw Parquet alone, with no broker. They
+    are built in a warehouse of their own at `scratch` first; only once that load
+    has succeeded do they replace the integration's rows, in one transaction, so a
+    rebuild that fails leaves the warehouse as it was."""
+    scratch.unlink(missing_ok=True)
+    try:
+        with connect_warehouse(scratch) as rebuilt:
+            load = load_integration(rebuilt, store, integration, max_attribute_columns)
+        _run(db, "ATTACH ? AS rebuilt (READ_ONLY)", [str(scratch)])
+        try:
+            with _transaction(db):
+                for table in INTEGRATION_TABLES:
+                    _run(db, f"DELETE FROM {quote_identifier(table)} WHERE integration = ?", [integration.name])
+                # The catalog first: it says which columns `profiles` needs.
+                for table in ("attribute_catalog", *(t for t in INTEGRATION_TABLES if t != "attribute_catalog")):
+                    if table == "profiles":
+                        sync_profile_columns(db)
+                    _run(db, f"INSERT INTO {quote_identifier(table)} BY NAME SELECT * FROM rebuilt.{quote_identifier(table)}")
+        finally:
+            _run(db, "DETACH rebuilt")
+    finally:
+        scratch.unlink(missing_ok=True)
+        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
+    return load
 
 
 def clear_integration(db: duckdb.DuckDBPyConnection, integration: str) -> None:
     """Removes every row of the integration from the warehouse, in one transaction."""
     with _transaction(db):
         for table in INTEGRATION_TABLES:
-            _run(db, f"DELETE FROM {table} WHERE integration = ?", [integration])
+            _run(db, f"DELETE FROM {quote_identifier(table)} WHERE integration = ?", [integration])

@@ -7,6 +7,7 @@ polars: the checks below read their rules from `gig_etl.contract`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import duckdb
 import polars as pl
@@ -30,6 +31,8 @@ _HH_MM = r"([01]\d|2[0-3]):[0-5]\d"
 _RFC3339_LOCAL = r"^\d{4}-\d{2}-\d{2}[Tt ]" + _HH_MM + r":[0-5]\d(\.\d+)?"
 _RFC3339 = _RFC3339_LOCAL + r"([Zz]|[+-]" + _HH_MM + r")$"
 _NUMBER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT", "DOUBLE"]
+PYTHON_MIN_INSTANT = datetime.min.replace(tzinfo=UTC)
+PYTHON_MAX_INSTANT = datetime.max.replace(tzinfo=UTC)
 _INTEGER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT"]
 
 # The envelope's fields and the JSON types they must have.
@@ -66,6 +69,18 @@ VALID_MESSAGE_SCHEMA = pl.Schema(
         "data": pl.String,
     }
 )
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "topic": pl.String,
+        "partition": pl.Int32,
+        "offset": pl.Int64,
+        "kafka_ts": pl.Datetime("us", "UTC"),
+        "key": pl.Binary,
+        "key_text": pl.String,  # the key as UTF-8, null when it is not
+        "raw_value": pl.Binary,
+        "reason": pl.String,
+    }
+)
 FIELD_SCHEMA = pl.Schema(
     {"partition": pl.Int32, "offset": pl.Int64, "field": pl.String, "json_type": pl.String, "value": pl.String}
 )
@@ -82,7 +97,7 @@ class ParsedBatch:
     messages: pl.DataFrame  # valid envelopes (VALID_MESSAGE_SCHEMA)
     fields: pl.DataFrame  # their data entries (FIELD_SCHEMA), by (partition, offset)
     tombstones: pl.DataFrame  # customer_id, kafka_ts, partition, offset
-    quarantined: pl.DataFrame  # topic, partition, offset, kafka_ts, key, key_text, raw_value, reason
+    quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
 
 
 def scratch_database() -> duckdb.DuckDBPyConnection:
@@ -136,7 +151,13 @@ def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
     expr = expr.when(pl.col("tenant_id") != tenant_id).then(
         pl.format(f"tenant_id '{{}}' differs from the integration tenant '{tenant_id}'", pl.col("tenant_id"))
     )
-    expr = expr.when(pl.col("customer_id").str.len_chars() == 0).then(pl.lit("customer_id is empty"))
+    for field in ("message_id", "customer_id"):
+        expr = expr.when(pl.col(field).str.strip_chars().str.len_chars() == 0).then(pl.lit(f"{field} is empty or blank"))
+    # The key decides the partition and what an erasure removes: a message must be
+    # about the customer it is keyed by (a key that is not UTF-8 is no customer id).
+    expr = expr.when(pl.col("customer_id").ne_missing(pl.col("key_text"))).then(
+        pl.lit("customer_id differs from the message key")
+    )
     occurred = pl.col("occurred_at_text")
     expr = expr.when(occurred.str.contains(_RFC3339_LOCAL + "$")).then(
         pl.format("occurred_at '{}' has no zone offset", occurred)
@@ -144,13 +165,24 @@ def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
     expr = expr.when(~occurred.str.contains(_RFC3339) | pl.col("occurred_at").is_null()).then(
         pl.format("occurred_at '{}' is not an RFC 3339 time", occurred)
     )
+    expr = expr.when(~_instant_held("occurred_at")).then(
+        pl.format("occurred_at '{}' is outside the years 1 to 9999 (UTC)", occurred)
+    )
     if kind is TopicKind.PROFILES:
         expr = expr.when(pl.col("type") != PROFILE_MESSAGE_TYPE).then(
             pl.format("type '{}' on the profiles topic", pl.col("type"))
         )
     else:
         expr = expr.when(pl.col("type") == PROFILE_MESSAGE_TYPE).then(pl.lit("type 'profile' on the events topic"))
+        expr = expr.when(pl.col("type").str.strip_chars().str.len_chars() == 0).then(pl.lit("type is empty or blank"))
     return expr.otherwise(None)
+
+
+def _instant_held(column: str) -> pl.Expr:
+    """Whether an instant lies where both the warehouse and Python hold it: DuckDB
+    reaches past the year 9999 and before the year 1, and a value out there loads,
+    then fails whatever reads it into Python."""
+    return pl.col(column).is_between(PYTHON_MIN_INSTANT, PYTHON_MAX_INSTANT)
 
 
 def _field_rules() -> pl.DataFrame:
@@ -191,11 +223,11 @@ def _fits_kind() -> pl.Expr:
         pl.when(t == "NULL").then(True)  # null clears the attribute
         .when(kind == AttributeType.STRING.value).then(t == "VARCHAR")
         .when(kind == AttributeType.DATE.value).then(
-            (t == "VARCHAR") & value.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+            (t == "VARCHAR") & value.str.contains(r"^\d{4}-\d{2}-\d{2}$") & ~value.str.starts_with("0000")
             & _value_of(AttributeType.DATE).str.to_date("%Y-%m-%d", strict=False).is_not_null()
         )
         .when(kind == AttributeType.TIMESTAMP.value).then(
-            (t == "VARCHAR") & value.str.contains(_RFC3339) & pl.col("instant").is_not_null()
+            (t == "VARCHAR") & value.str.contains(_RFC3339) & _instant_held("instant")
         )
         .when(kind == AttributeType.INTEGER.value).then(t.is_in(_INTEGER_TYPES))
         .when(kind == AttributeType.DECIMAL.value).then(t.is_in(_NUMBER_TYPES))
@@ -223,15 +255,16 @@ def field_problems(fields: pl.LazyFrame) -> pl.LazyFrame:
     does not fit its declared type or its warehouse column."""
     problem = (
         pl.when(pl.col("repeated")).then(pl.format("data has the field {} more than once", "field"))
+        .when(pl.col("json_type").is_null()).then(pl.lit("data cannot be read as an object of distinct fields"))
         .when(~pl.col("fits")).then(pl.format("{} '{}' is not {}", "field", "value", "expected"))
         .otherwise(pl.format("{} '{}' is out of range for {}", "field", "value", "column_type"))
     )
     return (
         fields.join(_field_rules().lazy(), on="field", how="left")
         .with_columns(fits=_fits_kind())
-        .filter(pl.col("repeated") | ~pl.col("fits") | _past_column_range())
+        .filter(pl.col("repeated") | pl.col("json_type").is_null() | ~pl.col("fits") | _past_column_range())
         .group_by("partition", "offset")
-        .agg(problem.sort_by("field").first().alias("field_problem"))
+        .agg(problem.sort_by(~pl.col("repeated"), "field").first().alias("field_problem"))
     )
 
 
@@ -260,9 +293,7 @@ def parse_raw_batch(
         quarantined = quarantined.join(untouched, on=["partition", "offset"], how="left", maintain_order="left")
     else:
         quarantined = quarantined.with_columns(key=pl.lit(None, pl.Binary), raw_value=pl.lit(None, pl.Binary))
-    quarantined = quarantined.select(
-        "topic", "partition", "offset", "kafka_ts", "key", "key_text", "raw_value", "reason"
-    )
+    quarantined = quarantined.select(QUARANTINE_SCHEMA.names()).cast(QUARANTINE_SCHEMA)
     return ParsedBatch(
         messages=messages,
         # Not the fields of quarantined messages (tombstones have none): an anti join

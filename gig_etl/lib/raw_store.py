@@ -16,16 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib.home import writing_under
+from gig_etl.lib.warehouse import sql_text
 
 # One row per Kafka message, kept untouched. Timestamps are microseconds in UTC
 # because nanosecond Parquet timestamps are not read by every reader.
@@ -80,6 +81,15 @@ CREATE TABLE IF NOT EXISTS gaps (
     found_at     TEXT NOT NULL,
     PRIMARY KEY (integration, topic, partition, from_offset)
 );
+-- Recorded batches whose file could not be read (gone, truncated, not Parquet).
+-- set_aside = 0: the next drain reads its offsets again from Kafka into a new
+-- batch; 1: the broker no longer had them, and the batch is skipped, on record.
+CREATE TABLE IF NOT EXISTS unreadable_batches (
+    batch_id     TEXT PRIMARY KEY,
+    reason       TEXT NOT NULL,
+    found_at     TEXT NOT NULL,
+    set_aside    INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS raw_offsets (
     integration  TEXT NOT NULL,
     topic        TEXT NOT NULL,
@@ -101,6 +111,13 @@ class RawBatch:
     rows: int
     bytes: int
     created_at: str
+
+
+@dataclass(frozen=True)
+class UnreadableRecord:
+    batch: RawBatch
+    reason: str
+    set_aside: bool
 
 
 def _now() -> str:
@@ -131,15 +148,34 @@ def write_durably(table: pa.Table, path: Path) -> int:
     return path.stat().st_size
 
 
-def _rewrite_without_keys(keys: pa.Array, batch: RawBatch) -> tuple[int, int] | None:
-    """Rewrites `batch` without the messages whose key is in `keys`, tombstones
-    aside; returns its rows and size then, or None if it held none of them."""
-    # The keys alone first: a batch without any of them is not read whole.
-    listed = pc.is_in(pq.read_table(batch.path, columns=["key"])["key"], value_set=keys)
-    if not pc.any(listed).as_py():
-        return None
-    table = pq.read_table(batch.path)
-    erased = pc.and_(listed, pc.is_valid(table["value"]))
+class UnreadableBatch(RuntimeError):
+    """A raw batch's file is missing, truncated or not a raw batch; says which and why."""
+
+
+def read_raw_batch(batch: RawBatch, columns: list[str] | None = None) -> pa.Table:
+    """The batch's messages; raises UnreadableBatch when its file cannot give them."""
+    try:
+        table = pq.read_table(batch.path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:  # gone, truncated, not Parquet
+        raise UnreadableBatch(f"raw batch {batch.batch_id} ({batch.path}) cannot be read: {exc}") from exc
+    expected = RAW_MESSAGE_SCHEMA if columns is None else pa.schema([RAW_MESSAGE_SCHEMA.field(c) for c in columns])
+    if table.schema.remove_metadata() != expected:
+        raise UnreadableBatch(f"raw batch {batch.batch_id} ({batch.path}) does not hold raw messages: {table.schema}")
+    return table
+
+
+def _rewrite_without_customers(customers: pa.Table, batch: RawBatch) -> tuple[int, int] | None:
+    """Rewrites `batch` without the messages about `customers` (a customer_id
+    table), by the rule of `sql/erasure.sql`; returns its rows and size then, or
+    None if it held none of them."""
+    table = read_raw_batch(batch)
+    with duckdb.connect() as db:
+        db.execute(sql_text("erasure.sql")).fetchall()
+        db.register("erasure_targets", customers)
+        db.register("raw_batch", table)
+        erased = db.sql(
+            "SELECT about_customers(key, value, value_customer_id(value)) AS erased FROM raw_batch"
+        ).to_arrow_table()["erased"]
     if not pc.any(erased).as_py():
         return None
     kept = table.filter(pc.invert(erased))
@@ -283,34 +319,107 @@ class RawStore:
                 RawBatch(b, i, k, t, self.root / p, n, size, c) for b, i, k, t, p, n, size, c in rows.fetchall()
             ]
 
-    def erase_keys(self, integration: str, keys: set[bytes], batch_ids: set[str] | None = None) -> int:
+    def erase_customers(self, integration: str, customers: set[str], batch_ids: set[str] | None = None) -> int:
         """Rewrites the integration's batches (or those named) without the messages
-        whose key is one of `keys`, tombstones aside; returns the files rewritten.
-        Used for erasure: what was erased in the warehouse goes from raw too."""
-        if not keys:
+        about `customers`, tombstones aside; returns the files rewritten. Used for
+        erasure: what was erased in the warehouse goes from raw too. A batch whose
+        file cannot be read is recorded as unreadable, and the others go on."""
+        if not customers:
             return 0
-        key_array = pa.array(sorted(keys), pa.binary())
+        targets = pa.table({"customer_id": pa.array(sorted(customers), pa.string())})
         batches = [b for b in self.batches(integration) if batch_ids is None or b.batch_id in batch_ids]
         rewritten = 0
+
+        def rewrite(batch: RawBatch) -> tuple[int, int] | str | None:
+            try:
+                return _rewrite_without_customers(targets, batch)
+            except UnreadableBatch as exc:
+                return str(exc)
+
         # Reading, filtering and writing Parquet release the GIL: two files at a
         # time took the 20 rewrites of a 1M backlog from 2.0–2.5 to 1.1–1.3 s.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gig-etl-erase") as pool:
-            for batch, result in zip(batches, pool.map(partial(_rewrite_without_keys, key_array), batches)):
-                if result is None:
-                    continue
-                rows, size = result
-                with closing(self._connect()) as db:
-                    db.execute("UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?", (rows, size, batch.batch_id))
-                rewritten += 1
+            for batch, result in zip(batches, pool.map(rewrite, batches)):
+                if isinstance(result, str):
+                    self.record_unreadable(batch.batch_id, result)
+                elif result is not None:
+                    rows, size = result
+                    with closing(self._connect()) as db:
+                        db.execute(
+                            "UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?", (rows, size, batch.batch_id)
+                        )
+                    rewritten += 1
         return rewritten
+
+    # -- batches that cannot be read --------------------------------------------
+
+    def record_unreadable(self, batch_id: str, reason: str) -> None:
+        """Notes a batch whose file cannot be read, for the next drain to read again
+        from Kafka (`replace_batch`) or to set aside."""
+        with closing(self._connect()) as db:
+            db.execute(
+                "INSERT INTO unreadable_batches VALUES (?, ?, ?, 0) ON CONFLICT (batch_id) DO NOTHING",
+                (batch_id, reason, _now()),
+            )
+
+    def set_aside(self, batch_id: str, reason: str) -> None:
+        """A batch that cannot be read nor drained again: kept on record, with why."""
+        with closing(self._connect()) as db:
+            db.execute(
+                "INSERT INTO unreadable_batches VALUES (?, ?, ?, 1) ON CONFLICT (batch_id) "
+                "DO UPDATE SET reason = excluded.reason, set_aside = 1",
+                (batch_id, reason, _now()),
+            )
+
+    def readable_again(self, batch_id: str) -> None:
+        with closing(self._connect()) as db:
+            db.execute("DELETE FROM unreadable_batches WHERE batch_id = ?", (batch_id,))
+
+    def unreadable(self, integration: str) -> list[UnreadableRecord]:
+        """The integration's batches on record as unreadable, set aside or not."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT u.batch_id, u.reason, u.set_aside FROM unreadable_batches AS u "
+                "JOIN raw_batches AS b USING (batch_id) WHERE b.integration = ? ORDER BY b.created_at, u.batch_id",
+                (integration,),
+            ).fetchall()
+        batches = {b.batch_id: b for b in self.batches(integration)}
+        return [UnreadableRecord(batches[b], reason, bool(aside)) for b, reason, aside in rows]
+
+    def batch_ranges(self, batch_id: str) -> dict[int, tuple[int, int]]:
+        """The offsets a batch holds, per partition: (first, last), both included."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT partition, first_offset, last_offset FROM raw_batch_ranges WHERE batch_id = ?", (batch_id,)
+            ).fetchall()
+        return {p: (first, last) for p, first, last in rows}
+
+    def replace_batch(self, old: RawBatch, table: pa.Table) -> RawBatch:
+        """Puts `table`, the messages of the unreadable `old` read again from Kafka, in
+        its place: a new batch (so a warehouse that loaded the old one counts them as
+        duplicates), recorded in one transaction that also drops the old one."""
+        batch_id = f"{old.batch_id}-redrained-{uuid.uuid4().hex[:8]}"
+        path = old.path.with_name(f"{batch_id}.parquet")
+        with writing_under(self.root, "a raw batch"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            size = write_durably(table, path)
+            new = RawBatch(batch_id, old.integration, old.topic_kind, old.topic, path, table.num_rows, size, old.created_at)
+            with self._transaction() as db:
+                self._insert_batch(db, new, table)
+                db.execute("DELETE FROM raw_batch_ranges WHERE batch_id = ?", (old.batch_id,))
+                db.execute("DELETE FROM raw_batches WHERE batch_id = ?", (old.batch_id,))
+                db.execute("DELETE FROM unreadable_batches WHERE batch_id = ?", (old.batch_id,))
+        old.path.unlink(missing_ok=True)
+        return new
 
     def compaction_candidates(self, integration: str, before_day: str) -> dict[str, list[RawBatch]]:
         """The integration's days before `before_day` (YYYY-MM-DD) with more than one
         file per topic kind, and their batches."""
         days: dict[str, list[RawBatch]] = {}
+        unreadable_days = {r.batch.created_at[:10] for r in self.unreadable(integration)}
         for batch in self.batches(integration):
             day = batch.created_at[:10]
-            if day < before_day:
+            if day < before_day and day not in unreadable_days:  # not before its batches read again
                 days.setdefault(day, []).append(batch)
         return {
             day: batches for day, batches in days.items()
@@ -357,6 +466,11 @@ class RawStore:
         with self._transaction() as db:
             db.execute(
                 "DELETE FROM raw_batch_ranges WHERE batch_id IN "
+                "(SELECT batch_id FROM raw_batches WHERE integration = ?)",
+                (integration,),
+            )
+            db.execute(
+                "DELETE FROM unreadable_batches WHERE batch_id IN "
                 "(SELECT batch_id FROM raw_batches WHERE integration = ?)",
                 (integration,),
             )

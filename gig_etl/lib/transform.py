@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Collection, Mapping
+
 import polars as pl
 
 from gig_etl.contract import (
@@ -11,6 +13,7 @@ from gig_etl.contract import (
     TopicKind,
     attribute_column,
 )
+from gig_etl.lib.identifiers import EXTRA_ATTRIBUTES
 
 # The order in which two values of one attribute are compared: the newer
 # occurred_at wins; on a tie, the later Kafka position.
@@ -118,16 +121,24 @@ def _inferred_type() -> pl.Expr:
     return pl.when(past_bigint).then(pl.lit("VARCHAR")).otherwise(inferred)
 
 
-def profile_rows(state: pl.LazyFrame, integration: str, identifier: str, attributes: list[str]) -> pl.LazyFrame:
+def profile_rows(
+    state: pl.LazyFrame, integration: str, identifier: str, columns: Mapping[str, str], extra: Collection[str] = ()
+) -> pl.LazyFrame:
     """`profiles` rows (values as text, typed on insert) from the attribute state of
-    some customers: one per customer whose identifier is known."""
-    wide = state.group_by("customer_id").agg(
-        *[
-            pl.col("value").filter(pl.col("attribute") == name).first().alias(attribute_column(name))
-            for name in attributes
-        ],
-        pl.col("occurred_at").max().alias("updated_at"),
-    )
+    some customers: one per customer whose identifier is known. `columns` maps each
+    gig_ column to the GiG name whose value it holds; the values of the names in
+    `extra` go into EXTRA_ATTRIBUTES as (key, value) entries, null if none."""
+    values = [
+        pl.col("value").filter(pl.col("attribute") == name).first().alias(column) for column, name in columns.items()
+    ]
+    if extra:
+        entries = pl.struct(key="attribute", value="value").filter(pl.col("attribute").is_in(list(extra)))
+        values.append(entries.alias(EXTRA_ATTRIBUTES))
+    wide = state.group_by("customer_id").agg(*values, pl.col("occurred_at").max().alias("updated_at"))
+    if extra:
+        wide = wide.with_columns(
+            pl.when(pl.col(EXTRA_ATTRIBUTES).list.len() > 0).then(pl.col(EXTRA_ATTRIBUTES)).alias(EXTRA_ATTRIBUTES)
+        )
     profile_id = pl.col("customer_id") if identifier == "customer_id" else pl.col(attribute_column(identifier))
     return (
         wide.with_columns(pl.lit(integration).alias("integration"), profile_id.alias("profile_id"))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
-from gig_etl.contract import PROFILE_ATTRIBUTES
+from gig_etl.contract import PROFILE_ATTRIBUTES, AttributeType
+from gig_etl.lib.identifiers import ATTRIBUTE_PREFIX, EXTRA_ATTRIBUTES, quote_identifier
 
 
 class WarehouseLocked(RuntimeError):
@@ -26,6 +28,17 @@ DEFAULT_MEMORY_LIMIT = "256MB"
 # 7.5 s (25 s -> 20 s in all); analysts' queries scan ~10 % slower. The file does
 # not keep the setting: every writing connection attaches with it.
 ROW_GROUP_SIZE = 16_384
+
+
+_MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+
+# Column types by their name in the catalog (the types attribute values load as):
+# DDL takes a type from this table only, never the catalog's text.
+_COLUMN_TYPES = {
+    **{t.duckdb_type: t.duckdb_type for t in AttributeType},
+    **{t: t for t in ("VARCHAR", "BOOLEAN", "BIGINT", "DOUBLE", "JSON")},
+}
+EXTRA_ATTRIBUTES_TYPE = "MAP(VARCHAR, VARCHAR)"
 
 
 def connect_warehouse(
@@ -46,6 +59,8 @@ def connect_warehouse(
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     connection.execute("SET TimeZone = 'UTC'").fetchall()
+    if not _MEMORY_LIMIT.fullmatch(memory_limit):
+        raise ValueError(f"memory limit {memory_limit!r} is not a size such as 256MB or 2GB")
     connection.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
     # Older warehouses, in one transaction: a table whose shape changed is set
     # aside, made anew by schema.sql, and refilled from what was set aside.
@@ -53,12 +68,17 @@ def connect_warehouse(
     if upgrades:
         connection.execute("BEGIN TRANSACTION").fetchall()
         for table, _ in upgrades:
-            connection.execute(f"ALTER TABLE {table} RENAME TO {table}_before_upgrade").fetchall()
+            connection.execute(
+                f"ALTER TABLE {quote_identifier(table)} RENAME TO {quote_identifier(table + '_before_upgrade')}"
+            ).fetchall()
     connection.execute(sql_text("schema.sql")).fetchall()
+    connection.execute(sql_text("erasure.sql")).fetchall()
     if upgrades:
         for table, refill in upgrades:
-            connection.execute(f"INSERT INTO {table} {refill} FROM {table}_before_upgrade").fetchall()
-            connection.execute(f"DROP TABLE {table}_before_upgrade").fetchall()
+            connection.execute(
+                f"INSERT INTO {quote_identifier(table)} {refill} FROM {quote_identifier(table + '_before_upgrade')}"
+            ).fetchall()
+            connection.execute(f"DROP TABLE {quote_identifier(table + '_before_upgrade')}").fetchall()
         connection.execute("COMMIT").fetchall()
     connection.execute(profiles_ddl()).fetchall()
     connection.execute(sql_text("views.sql")).fetchall()
@@ -70,8 +90,7 @@ def _attach(path: Path) -> duckdb.DuckDBPyConnection:
     duckdb.connect(path), since only ATTACH takes a row group size."""
     connection = duckdb.connect()
     try:
-        quoted = str(path).replace("'", "''")
-        connection.execute(f"ATTACH '{quoted}' AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_SIZE})").fetchall()
+        connection.execute(f"ATTACH ? AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [str(path)]).fetchall()
         connection.execute("USE warehouse").fetchall()
     except BaseException:
         connection.close()
@@ -115,35 +134,42 @@ def profiles_ddl() -> str:
     profile_id  VARCHAR NOT NULL,
     customer_id VARCHAR NOT NULL,
     {columns},
+    {EXTRA_ATTRIBUTES} {EXTRA_ATTRIBUTES_TYPE},
     updated_at  TIMESTAMPTZ NOT NULL
-)"""
+);
+ALTER TABLE profiles ADD COLUMN IF NOT EXISTS {EXTRA_ATTRIBUTES} {EXTRA_ATTRIBUTES_TYPE}"""
 
 
 def profile_columns(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The gig_ columns of `profiles` and their DuckDB types."""
     rows = connection.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'profiles' AND column_name LIKE 'gig\\_%' ESCAPE '\\'"
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = 'profiles' AND starts_with(column_name, ?)",
+        [ATTRIBUTE_PREFIX],
     ).fetchall()
     return dict(rows)
 
 
 def sync_profile_columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """Gives `profiles` a column for every catalogued attribute; a column whose
-    attribute is typed differently by two integrations becomes VARCHAR."""
+    """Gives `profiles` a column for every attribute catalogued with one; a column
+    whose attribute is typed differently by two integrations becomes VARCHAR."""
     wanted = dict(
         connection.execute(
-            "SELECT attribute, CASE WHEN count(DISTINCT data_type) = 1 THEN any_value(data_type) ELSE 'VARCHAR' END "
-            "FROM attribute_catalog GROUP BY attribute"
+            "SELECT column_name, CASE WHEN count(DISTINCT data_type) = 1 THEN any_value(data_type) ELSE 'VARCHAR' END "
+            "FROM attribute_catalog WHERE column_name <> ? GROUP BY column_name",
+            [EXTRA_ATTRIBUTES],
         ).fetchall()
     )
     existing = profile_columns(connection)
     changed = []
     for column, data_type in sorted(wanted.items()):
         if column not in existing:
-            connection.execute(f'ALTER TABLE profiles ADD COLUMN "{column}" {data_type}').fetchall()
+            connection.execute(
+                f"ALTER TABLE profiles ADD COLUMN {quote_identifier(column)} {_COLUMN_TYPES[data_type]}"
+            ).fetchall()
             changed.append(column)
         elif data_type == "VARCHAR" and existing[column] != "VARCHAR":
-            connection.execute(f'ALTER TABLE profiles ALTER "{column}" TYPE VARCHAR').fetchall()
+            connection.execute(f"ALTER TABLE profiles ALTER {quote_identifier(column)} TYPE VARCHAR").fetchall()
             changed.append(column)
     return changed
 

@@ -8,6 +8,7 @@ from gig_etl.defs.integrations.gate import approved_integration
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.resources import IntegrationRegistryResource, WarehouseResource
+from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.warehouse import sql_text
 
 
@@ -58,5 +59,7 @@ def marts_views(
         db.execute(sql_text("views.sql")).fetchall()
         for name, view in VIEWS.items():
             counted = view.one_row_per or name
-            [(rows,)] = db.execute(f"SELECT count(*) FROM {counted} WHERE integration = ?", [integration.name]).fetchall()
+            [(rows,)] = db.execute(
+                f"SELECT count(*) FROM {quote_identifier(counted)} WHERE integration = ?", [integration.name]
+            ).fetchall()
             yield dg.MaterializeResult(asset_key=["marts", name], metadata={"dagster/row_count": rows})

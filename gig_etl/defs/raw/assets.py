@@ -12,7 +12,7 @@ from gig_etl.defs.resources import (
     IntegrationRegistryResource,
     KafkaResource,
 )
-from gig_etl.lib.drain import DrainError, DrainResult, drain_topics
+from gig_etl.lib.drain import DrainError, DrainResult, drain_topics, redrain_unreadable
 from gig_etl.lib.health import lag_trend
 from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.kafka import KafkaUnavailable
@@ -58,12 +58,23 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | st
         for kind in TopicKind
     ],
     check_specs=[
-        dg.AssetCheckSpec(
-            "lag_not_growing",
-            asset=raw_asset_key(kind),
-            description="Warns when the lag before each drain has grown over the last three runs.",
-        )
-        for kind in TopicKind
+        *(
+            dg.AssetCheckSpec(
+                "lag_not_growing",
+                asset=raw_asset_key(kind),
+                description="Warns when the lag before each drain has grown over the last three runs.",
+            )
+            for kind in TopicKind
+        ),
+        *(
+            dg.AssetCheckSpec(
+                "every_batch_readable",
+                asset=raw_asset_key(kind),
+                description="Fails while a raw batch is set aside: its file cannot be read and Kafka no longer "
+                "holds its messages.",
+            )
+            for kind in TopicKind
+        ),
     ],
     partitions_def=integrations_partitions,
     can_subset=True,
@@ -85,13 +96,21 @@ def raw_topics(
             store = gig_etl_home.raw_store()
             store.remove_orphans(integration.name)
             with kafka.consumer(integration.connection(), integration.name) as consumer:
+                redrain = redrain_unreadable(consumer, store, integration.name, kafka.limits())
                 results = drain_topics(consumer, store, integration.name, topics, kafka.limits())
-    except (DrainError, KafkaUnavailable, CredentialsError) as exc:
+    except CredentialsError as exc:  # names the integration, its broker and the variable
+        raise dg.Failure(description=str(exc)) from exc
+    except (DrainError, KafkaUnavailable) as exc:
         raise dg.Failure(
             description=f"integration {integration.name!r}, broker {integration.bootstrap_servers}: {exc}"
         ) from exc
     except (HomeUnwritable, IntegrationBusy) as exc:
         raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
+    for old, new in redrain.replaced.items():
+        context.log.warning(f"raw batch {old} could not be read: drained again from Kafka as {new.batch_id}")
+    set_aside = {r.batch.batch_id: r for r in store.unreadable(integration.name) if r.set_aside}
+    for batch_id, record in set_aside.items():
+        context.log.error(f"raw batch {batch_id} is set aside: {record.reason}")
     for kind, result in results.items():
         if not result.topic_found:
             context.log.info(f"{result.topic}: topic not on the broker yet, nothing to drain")
@@ -105,7 +124,24 @@ def raw_topics(
                 f"{result.topic} [{gap.partition}]: offsets {gap.from_offset}..{gap.to_offset - 1} "
                 "were deleted by the broker before they were read; recorded in the raw manifest's gaps table"
             )
-        yield dg.MaterializeResult(asset_key=raw_asset_key(kind), metadata=drain_metadata(result))
+        kind_set_aside = {b: r.reason for b, r in set_aside.items() if r.batch.topic_kind == kind.value}
+        yield dg.MaterializeResult(
+            asset_key=raw_asset_key(kind),
+            metadata=drain_metadata(result) | {
+                "redrained": dg.MetadataValue.json(
+                    {old: new.batch_id for old, new in redrain.replaced.items() if new.topic_kind == kind.value}
+                ),
+                "set_aside": dg.MetadataValue.json(kind_set_aside),
+            },
+        )
+        if dg.AssetCheckKey(raw_asset_key(kind), "every_batch_readable") in context.selected_asset_check_keys:
+            yield dg.AssetCheckResult(
+                asset_key=raw_asset_key(kind), check_name="every_batch_readable", passed=not kind_set_aside,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description="every raw batch can be read" if not kind_set_aside
+                else f"{len(kind_set_aside)} raw batch(es) set aside: " + "; ".join(kind_set_aside.values()),
+                metadata={"set_aside": len(kind_set_aside)},
+            )
         # What the run drained was behind too: brokers that report a short high
         # watermark (Tansu) understate lag_before.
         store.record_drain(integration.name, result.topic, max(result.lag_before, result.rows), result.rows)

@@ -16,14 +16,17 @@ from gig_etl.defs.resources import (
     IntegrationRegistryResource,
     WarehouseResource,
 )
+from gig_etl.lib.catalog import attributes_crowded_out
 from gig_etl.lib.health import (
     Verdict,
     all_catalogued,
+    columns_within_limit,
     freshness,
     no_duplicates,
     quarantine_rate,
 )
 from gig_etl.lib.home import HomeUnwritable
+from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.load import load_integration
 from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.warehouse import WarehouseLocked
@@ -51,6 +54,9 @@ WAREHOUSE_CHECKS = [
      "Fails when a profile_id is on several rows of an integration."),
     ("events", "every_type_catalogued", dg.AssetCheckSeverity.ERROR,
      "Fails when an event type in `events` is missing from `event_catalog`."),
+    ("attribute_catalog", "attribute_columns_within_limit", dg.AssetCheckSeverity.WARN,
+     "Warns when attributes that could have a column of their own went to `extra_attributes` because "
+     "`profiles` has as many attribute columns as the warehouse resource's `max_attribute_columns`."),
 ]
 
 
@@ -85,11 +91,14 @@ def warehouse_tables(
     integration = approved_integration(context, integration_registry)
     try:
         with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.connect() as db:
-            load = load_integration(db, gig_etl_home.raw_store(), integration)
+            load = load_integration(db, gig_etl_home.raw_store(), integration, warehouse.max_attribute_columns)
             table_rows = {
-                table: db.execute(f"SELECT count(*) FROM {table} WHERE integration = ?", [integration.name]).fetchall()[0][0]
+                table: db.execute(
+                    f"SELECT count(*) FROM {quote_identifier(table)} WHERE integration = ?", [integration.name]
+                ).fetchall()[0][0]
                 for table in WAREHOUSE_TABLES
             }
+            crowded_out = attributes_crowded_out(db, integration.name)
             [(newest,)] = db.execute(
                 "SELECT max(occurred_at) FROM events WHERE integration = ?", [integration.name]
             ).fetchall()
@@ -111,6 +120,8 @@ def warehouse_tables(
         raise dg.Failure(
             description=f"integration {integration.name!r}: cannot write the warehouse {warehouse.database()}: {exc}"
         ) from exc
+    for batch_id, reason in load.unreadable.items():
+        context.log.warning(f"{reason}: skipped; the next drain reads its messages again from Kafka")
     for kind, counts in load.counts.items():
         context.log.info(
             f"{integration.name} {kind}: {counts.rows:,} read, {counts.loaded:,} loaded, "
@@ -127,6 +138,7 @@ def warehouse_tables(
         "raw_batches_loaded": total.batches,
         "raw_files_erased": load.raw_files_erased,
         "per_topic": dg.MetadataValue.json({k: vars(v) for k, v in load.counts.items()}),
+        "unreadable_raw_batches": dg.MetadataValue.json(load.unreadable),
     }
     accounting["newest_occurred_at"] = newest.isoformat() if newest else "none"
     for table in WAREHOUSE_TABLES:
@@ -138,6 +150,7 @@ def warehouse_tables(
         "fresh": freshness(newest, datetime.now(UTC), timedelta(hours=health.max_event_age_hours)),
         "one_row_per_profile": no_duplicates(duplicated),
         "every_type_catalogued": all_catalogued(uncatalogued),
+        "attribute_columns_within_limit": columns_within_limit(crowded_out, warehouse.max_attribute_columns),
     }
     for table, check, severity, _ in WAREHOUSE_CHECKS:
         verdict = verdicts[check]

@@ -4,11 +4,17 @@
 
 CREATE TABLE IF NOT EXISTS attribute_catalog (
     integration VARCHAR NOT NULL,
-    attribute   VARCHAR NOT NULL,      -- gig_<name>
-    data_type   VARCHAR NOT NULL,      -- the DuckDB type of the profiles column
+    attribute   VARCHAR NOT NULL,      -- gig_<name>, the name exactly as GiG sent it
+    data_type   VARCHAR NOT NULL,      -- the DuckDB type its values load as
     created_at  TIMESTAMPTZ NOT NULL,  -- approval, for known attributes; else first occurred_at
+    -- Where a profile's value is: its own column (`attribute`), or, for a name that
+    -- cannot be a column, the key <name> of profiles.extra_attributes.
+    column_name VARCHAR,
     PRIMARY KEY (integration, attribute)
 );
+-- Catalogs made before names were routed: every attribute then had its column.
+ALTER TABLE attribute_catalog ADD COLUMN IF NOT EXISTS column_name VARCHAR;
+UPDATE attribute_catalog SET column_name = attribute WHERE column_name IS NULL;
 
 CREATE TABLE IF NOT EXISTS subscriptions (
     integration VARCHAR NOT NULL,
@@ -56,8 +62,10 @@ CREATE TABLE IF NOT EXISTS quarantine (
     raw_value      BLOB,                 -- untouched
     reason         VARCHAR NOT NULL,
     quarantined_at TIMESTAMPTZ NOT NULL,  -- when the message reached Kafka
+    customer_id    VARCHAR,               -- the customer_id the value names, if it names one
     PRIMARY KEY (integration, topic, "partition", "offset")
 );
+ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS customer_id VARCHAR;
 
 -- Internal state, not for analysts.
 

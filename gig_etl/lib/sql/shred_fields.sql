@@ -1,7 +1,8 @@
 -- One row per entry of `data` in the messages of `shredded` whose data is an
 -- object: its name, JSON type ('NULL' for an explicit null, which clears),
 -- value as text (a scalar unquoted; an array or object as JSON), whether the
--- name occurs more than once in the object (bad input: which value counts?),
+-- name occurs more than once in the object (bad input: which value counts?;
+-- such an object's entries have no type nor value),
 -- and for a timestamp field the instant its text names.
 WITH objects AS (
     SELECT "partition", "offset", data,
@@ -15,10 +16,11 @@ WITH objects AS (
         unnest(map_keys(entries)) AS field, unnest(map_values(entries)) AS entry
     FROM objects
     WHERE entries IS NOT NULL
-), repeated_names AS (
-    -- Rare: each name looked up by path, which finds its first value.
-    SELECT "partition", "offset", field,
-        json_extract(data, '$."' || replace(field, '"', '\"') || '"') AS entry
+), unmapped_names AS (
+    -- Rare: an object with a name twice (or that no MAP holds). Only its names,
+    -- with no type: the message is quarantined, so no value is needed, and a name
+    -- is never made into a JSON path.
+    SELECT "partition", "offset", field
     FROM objects, unnest(json_keys(data)) AS names(field)
     WHERE entries IS NULL
 ), fields AS (
@@ -28,9 +30,9 @@ WITH objects AS (
         false AS repeated
     FROM distinct_names
     UNION ALL
-    SELECT "partition", "offset", field, json_type(entry), entry->>'$',
+    SELECT "partition", "offset", field, NULL, NULL,
         count(*) OVER (PARTITION BY "partition", "offset", field) > 1
-    FROM repeated_names
+    FROM unmapped_names
 )
 SELECT *,
     -- The parameter lists the timestamp fields; the cast is the one for the
