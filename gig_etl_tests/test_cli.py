@@ -74,3 +74,23 @@ def test_broker_command_serves_until_stopped_and_takes_its_broker_with_it(stop):
     except OSError:
         still_listening = False
     assert not still_listening
+
+
+def test_a_name_with_a_trailing_newline_is_refused_in_one_line():
+    result = CliRunner().invoke(
+        main, ["integrations", "create", "acme\n", "--tenant-id", "acme-casino", "--bootstrap-servers", "b:9092"]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["Error: the name 'acme\\n' holds a control character (a newline, a tab, a NUL): remove it"]
+
+
+def test_a_run_against_an_unreachable_broker_prints_one_line_and_no_librdkafka_log(tmp_path):
+    from gig_etl_tests.pipeline import gig_etl_process, register
+
+    register(tmp_path, "gone", "acme", f"127.0.0.1:{free_port()}")
+    # Before, librdkafka wrote a line per reconnect to stderr (about 60 in 3 s).
+    done = subprocess.run(**gig_etl_process(tmp_path, "run", "--integration", "gone"), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert not [line for line in lines if line.startswith("%")], lines
+    assert len(lines) == 1 and "gone: run " in lines[0] and "unreachable" in lines[0], lines

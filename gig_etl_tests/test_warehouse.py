@@ -82,3 +82,27 @@ def test_a_warehouse_whose_subscriptions_had_a_primary_key_keeps_its_rows_withou
             assert db.execute("SELECT * FROM subscriptions ORDER BY ALL").fetchall() == before
             tables = db.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%before_upgrade'").fetchall()
             assert tables == []
+
+
+def test_an_older_quarantine_learns_the_customer_each_value_names_and_its_catalog_where_values_are(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as db:  # what an older gig-etl made
+        db.execute(
+            'CREATE TABLE quarantine (integration VARCHAR NOT NULL, topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, '
+            '"offset" BIGINT NOT NULL, key BLOB, raw_value BLOB, reason VARCHAR NOT NULL, '
+            'quarantined_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (integration, topic, "partition", "offset"))'
+        ).fetchall()
+        db.execute(
+            "INSERT INTO quarantine VALUES ('it', 't', 0, 0, 'a', '{\"customer_id\": \"b\"}', 'r', now()), "
+            "('it', 't', 0, 1, 'a', '\\xFF'::BLOB, 'r', now())"
+        ).fetchall()
+        db.execute(
+            "CREATE TABLE attribute_catalog (integration VARCHAR NOT NULL, attribute VARCHAR NOT NULL, "
+            "data_type VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (integration, attribute))"
+        ).fetchall()
+        db.execute("INSERT INTO attribute_catalog VALUES ('it', 'gig_new_thing', 'BIGINT', now())").fetchall()
+    with connect_warehouse(path) as db:
+        assert db.execute('SELECT "offset", customer_id FROM quarantine ORDER BY 1').fetchall() == [(0, "b"), (1, None)]
+        assert db.execute("SELECT attribute, column_name FROM attribute_catalog").fetchall() == [
+            ("gig_new_thing", "gig_new_thing")
+        ]

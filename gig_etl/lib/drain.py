@@ -450,34 +450,23 @@ def _past_end_filter(
     return keep
 
 
-@dataclass
-class Redrain:
-    """What became of the raw batches on record as unreadable."""
-
-    replaced: dict[str, RawBatch] = field(default_factory=dict)  # old batch id: the batch in its place
-    set_aside: dict[str, str] = field(default_factory=dict)  # batch id: why it cannot be read again
-
-
 def redrain_unreadable(
     consumer: Consumer, store: RawStore, integration: str, limits: DrainLimits = DrainLimits()
-) -> Redrain:
+) -> dict[str, RawBatch]:
     """Reads again from Kafka, by their recorded offsets, the batches whose files
-    could not be read, each into a new batch in its place (`RawStore.replace_batch`).
-    A batch whose offsets the broker no longer holds is set aside, on record with
-    the reason, and the others go on."""
-    outcome = Redrain()
+    could not be read, each into a new batch in its place (`RawStore.replace_batch`);
+    returns the new batch of each old one. A batch whose offsets the broker no
+    longer holds is set aside, on record with the reason, and the others go on."""
+    replaced = {}
     for record in store.unreadable(integration):
         if record.set_aside:
-            outcome.set_aside[record.batch.batch_id] = record.reason
             continue
         table, missing = _read_offsets(consumer, record.batch.topic, store.batch_ranges(record.batch.batch_id), limits)
         if missing is not None:
-            reason = f"{record.reason}; it cannot be drained again: {missing}"
-            store.set_aside(record.batch.batch_id, reason)
-            outcome.set_aside[record.batch.batch_id] = reason
+            store.set_aside(record.batch.batch_id, f"{record.reason}; it cannot be drained again: {missing}")
         else:
-            outcome.replaced[record.batch.batch_id] = store.replace_batch(record.batch, table)
-    return outcome
+            replaced[record.batch.batch_id] = store.replace_batch(record.batch, table)
+    return replaced
 
 
 def _read_offsets(

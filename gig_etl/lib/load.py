@@ -11,8 +11,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Iterator
 
 import duckdb
@@ -45,7 +45,7 @@ from gig_etl.lib.warehouse import connect_warehouse, profile_columns, sql_text, 
 # Tables holding an integration's data, cleared by a rebuild.
 INTEGRATION_TABLES = (
     "profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine",
-    "seen_messages", "attribute_state", "erasures", "loaded_batches",
+    "seen_messages", "attribute_state", "erasures", "loaded_batches", "raw_erasure_positions",
 )
 
 
@@ -127,13 +127,12 @@ _REFUSAL_SEARCHES = 3
 class ReadBatch:
     """A raw batch read and parsed: all of its load that needs no warehouse.
     `parsed` is None when the file cannot be read (`unreadable` says why) or its
-    content cannot be parsed as a whole (`refused` says why)."""
+    content cannot be parsed as a whole (the load then parses it apart)."""
 
     batch: RawBatch
     rows: int
     parsed: ParsedBatch | None
     unreadable: str | None = None
-    refused: str | None = None
 
 
 def read_batch(batch: RawBatch, tenant_id: str, scratch: duckdb.DuckDBPyConnection | None = None) -> ReadBatch:
@@ -143,8 +142,8 @@ def read_batch(batch: RawBatch, tenant_id: str, scratch: duckdb.DuckDBPyConnecti
         return ReadBatch(batch, 0, None, unreadable=str(exc))
     try:
         return ReadBatch(batch, raw.num_rows, parse_raw_batch(raw, TopicKind(batch.topic_kind), tenant_id, scratch))
-    except REFUSED_CONTENT as exc:
-        return ReadBatch(batch, raw.num_rows, None, refused=_refusal(exc))
+    except REFUSED_CONTENT:
+        return ReadBatch(batch, raw.num_rows, None)
 
 
 def _refusal(exc: BaseException) -> str:
@@ -294,10 +293,10 @@ def _apply_batch(
 
     new_types = new_attribute_types(observations, name).collect()
     if new_types.height:
-        db.register("new_attribute_types", new_types.to_arrow())
+        db.register("seen_attributes", new_types.select("attribute").to_arrow())
         catalogued = set(_rows(
             db, "SELECT attribute FROM attribute_catalog WHERE integration = ? "
-            "AND attribute IN (SELECT attribute FROM new_attribute_types)", [name],
+            "AND attribute IN (SELECT attribute FROM seen_attributes)", [name],
         )["attribute"])
         columns = profile_columns(db)
         placed = place_new_attributes(
@@ -342,13 +341,20 @@ def _apply_batch(
         pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
     ).drop("kafka_ts", "key_text")
     db.register("new_quarantine", quarantined.to_arrow())
-    # Nothing about an erased customer is kept, bad input included (counted all the same).
+    # Nothing about an erased customer is kept, bad input included (counted all the
+    # same); raw loses it too (`erase_from_raw`).
     db.register("erasure_targets", _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [name]).to_arrow())
     _run(
         db,
-        "INSERT INTO quarantine BY NAME SELECT * FROM "
-        "(SELECT *, value_customer_id(raw_value) AS customer_id FROM new_quarantine) "
-        "WHERE NOT about_customers(key, raw_value, customer_id) ON CONFLICT DO NOTHING",
+        "CREATE OR REPLACE TEMP TABLE quarantine_candidates AS SELECT *, value_customer_id(raw_value) AS customer_id, "
+        "about_customers(key, raw_value, value_customer_id(raw_value)) AS about_erased FROM new_quarantine",
+    )
+    _run(db, "INSERT INTO raw_erasure_positions SELECT integration, topic, \"partition\", \"offset\" "
+         "FROM quarantine_candidates WHERE about_erased")
+    _run(
+        db,
+        "INSERT INTO quarantine BY NAME SELECT * EXCLUDE (about_erased) FROM quarantine_candidates "
+        "WHERE NOT about_erased ON CONFLICT DO NOTHING",
     )
 
     counts = LoadCounts(
@@ -403,8 +409,14 @@ def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones
     # differs), so these hold nothing about the customers but under their id.
     for table in ("attribute_state", "events"):
         _run(db, f"DELETE FROM {quote_identifier(table)} WHERE integration = ? AND customer_id IN {erased}", [integration])
+    # Quarantined messages about them, whatever their key: raw loses them too (`erase_from_raw`).
     db.register("erasure_targets", tombstones.select("customer_id").to_arrow())
-    _run(db, "DELETE FROM quarantine WHERE integration = ? AND about_customers(key, raw_value, customer_id)", [integration])
+    about = "integration = ? AND about_customers(key, raw_value, customer_id)"
+    _run(
+        db, f'INSERT INTO raw_erasure_positions SELECT integration, topic, "partition", "offset" FROM quarantine WHERE {about}',
+        [integration],
+    )
+    _run(db, f"DELETE FROM quarantine WHERE {about}", [integration])
     return set(erased_types["event_type"])
 
 
@@ -580,15 +592,22 @@ def load_integration(
 
 
 def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: str) -> int:
-    """Rewrites raw batches without the erased customers; returns the files rewritten.
-    A new erasure reaches back into every batch, a batch loaded since is cleared of
-    every erased customer. Both are marked done only after the files are rewritten,
-    so a crash in between means the next run does it again (it is idempotent)."""
+    """Rewrites raw batches without what the warehouse erased; returns the files
+    rewritten. What goes is what `sql/erasure.sql` finds about an erased customer:
+    the messages keyed by them, and those the warehouse found naming them under
+    another key (all quarantined, since a loaded message is keyed by its customer;
+    their positions are in raw_erasure_positions). A new erasure reaches back into
+    every batch, a batch loaded since is cleared of every erased customer. Both
+    are marked done only after the files are rewritten, so a crash in between
+    means the next run does it again (it is idempotent)."""
     pending = _rows(
         db, "SELECT customer_id FROM erasures WHERE integration = ? AND NOT raw_erased", [integration]
     )["customer_id"].to_list()
+    positions = db.sql(
+        'SELECT topic, "partition", "offset" FROM raw_erasure_positions WHERE integration = ?', params=[integration]
+    ).to_arrow_table()
     # Every batch, those loaded since included: they need no second pass for these.
-    rewritten = store.erase_customers(integration, set(pending))
+    rewritten = store.erase_customers(integration, set(pending), positions) if pending else 0
     if pending:
         db.register("raw_erased_customers", pl.DataFrame({"customer_id": pending}).to_arrow())
         _run(
@@ -602,11 +621,19 @@ def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: 
     )
     if unchecked:
         erased_earlier = set(erased_customers(db, integration)) - set(pending)
-        rewritten += store.erase_customers(integration, erased_earlier, unchecked)
+        rewritten += store.erase_customers(integration, erased_earlier, positions, unchecked)
         db.register("raw_checked_batches", pl.DataFrame({"batch_id": sorted(unchecked)}).to_arrow())
         _run(
             db, "UPDATE loaded_batches SET raw_erasures_applied = true WHERE integration = ? "
             "AND batch_id IN (SELECT batch_id FROM raw_checked_batches)", [integration],
+        )
+    # A position is of a batch loaded in this run (unchecked until now) or found by
+    # a new erasure (pending): both passes are behind it.
+    if positions.num_rows:
+        db.register("raw_erased_positions", positions)
+        _run(
+            db, 'DELETE FROM raw_erasure_positions AS r USING raw_erased_positions AS p WHERE r.integration = ? '
+            'AND r.topic = p.topic AND r."partition" = p."partition" AND r."offset" = p."offset"', [integration],
         )
     return rewritten
 

@@ -31,9 +31,11 @@ _HH_MM = r"([01]\d|2[0-3]):[0-5]\d"
 _RFC3339_LOCAL = r"^\d{4}-\d{2}-\d{2}[Tt ]" + _HH_MM + r":[0-5]\d(\.\d+)?"
 _RFC3339 = _RFC3339_LOCAL + r"([Zz]|[+-]" + _HH_MM + r")$"
 _NUMBER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT", "DOUBLE"]
+_INTEGER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT"]
+# The instants Python holds; DuckDB holds more, which would load and then fail
+# whatever reads them back.
 PYTHON_MIN_INSTANT = datetime.min.replace(tzinfo=UTC)
 PYTHON_MAX_INSTANT = datetime.max.replace(tzinfo=UTC)
-_INTEGER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT"]
 
 # The envelope's fields and the JSON types they must have.
 _ENVELOPE_TYPES = {
@@ -179,9 +181,8 @@ def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
 
 
 def _instant_held(column: str) -> pl.Expr:
-    """Whether an instant lies where both the warehouse and Python hold it: DuckDB
-    reaches past the year 9999 and before the year 1, and a value out there loads,
-    then fails whatever reads it into Python."""
+    """Whether an instant lies where both the warehouse and Python hold it (the
+    years 1 to 9999, UTC)."""
     return pl.col(column).is_between(PYTHON_MIN_INSTANT, PYTHON_MAX_INSTANT)
 
 

@@ -19,14 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib.home import writing_under
-from gig_etl.lib.warehouse import sql_text
 
 # One row per Kafka message, kept untouched. Timestamps are microseconds in UTC
 # because nanosecond Parquet timestamps are not read by every reader.
@@ -153,29 +151,38 @@ class UnreadableBatch(RuntimeError):
 
 
 def read_raw_batch(batch: RawBatch, columns: list[str] | None = None) -> pa.Table:
-    """The batch's messages; raises UnreadableBatch when its file cannot give them."""
+    """The batch's messages (or those columns of them); raises UnreadableBatch when
+    its file cannot give them."""
     try:
         table = pq.read_table(batch.path, columns=columns)
     except (OSError, pa.ArrowException) as exc:  # gone, truncated, not Parquet
         raise UnreadableBatch(f"raw batch {batch.batch_id} ({batch.path}) cannot be read: {exc}") from exc
-    expected = RAW_MESSAGE_SCHEMA if columns is None else pa.schema([RAW_MESSAGE_SCHEMA.field(c) for c in columns])
-    if table.schema.remove_metadata() != expected:
-        raise UnreadableBatch(f"raw batch {batch.batch_id} ({batch.path}) does not hold raw messages: {table.schema}")
+    expected = [(f.name, f.type) for f in RAW_MESSAGE_SCHEMA if columns is None or f.name in columns]
+    if [(f.name, f.type) for f in table.schema] != expected:
+        raise UnreadableBatch(
+            f"raw batch {batch.batch_id} ({batch.path}) does not hold raw messages: columns {table.schema.names}"
+        )
     return table
 
 
-def _rewrite_without_customers(customers: pa.Table, batch: RawBatch) -> tuple[int, int] | None:
-    """Rewrites `batch` without the messages about `customers` (a customer_id
-    table), by the rule of `sql/erasure.sql`; returns its rows and size then, or
-    None if it held none of them."""
+def _position(table: pa.Table) -> pa.Array:
+    """Each message's (partition, offset) as one integer, to look up at once."""
+    return pc.add(pc.shift_left(pc.cast(table["partition"], pa.int64()), 40), table["offset"])
+
+
+def _listed(table: pa.Table, keys: pa.Array, positions: pa.Array) -> pa.Array:
+    return pc.or_(pc.is_in(table["key"], value_set=keys), pc.is_in(_position(table), value_set=positions))
+
+
+def _rewrite_without(keys: pa.Array, positions: pa.Array, batch: RawBatch) -> tuple[int, int] | None:
+    """Rewrites `batch` without the messages whose key is one of `keys` or whose
+    position is one of `positions`, tombstones aside; returns its rows and size
+    then, or None if it held none of them."""
+    # Keys and positions alone first: a batch without any of them is not read whole.
+    if not pc.any(_listed(read_raw_batch(batch, ["partition", "offset", "key"]), keys, positions)).as_py():
+        return None
     table = read_raw_batch(batch)
-    with duckdb.connect() as db:
-        db.execute(sql_text("erasure.sql")).fetchall()
-        db.register("erasure_targets", customers)
-        db.register("raw_batch", table)
-        erased = db.sql(
-            "SELECT about_customers(key, value, value_customer_id(value)) AS erased FROM raw_batch"
-        ).to_arrow_table()["erased"]
+    erased = pc.and_(_listed(table, keys, positions), pc.is_valid(table["value"]))
     if not pc.any(erased).as_py():
         return None
     kept = table.filter(pc.invert(erased))
@@ -319,20 +326,27 @@ class RawStore:
                 RawBatch(b, i, k, t, self.root / p, n, size, c) for b, i, k, t, p, n, size, c in rows.fetchall()
             ]
 
-    def erase_customers(self, integration: str, customers: set[str], batch_ids: set[str] | None = None) -> int:
+    def erase_customers(
+        self, integration: str, customers: set[str], positions: pa.Table, batch_ids: set[str] | None = None
+    ) -> int:
         """Rewrites the integration's batches (or those named) without the messages
-        about `customers`, tombstones aside; returns the files rewritten. Used for
-        erasure: what was erased in the warehouse goes from raw too. A batch whose
-        file cannot be read is recorded as unreadable, and the others go on."""
-        if not customers:
+        keyed by one of `customers` or at one of `positions` (topic, partition,
+        offset), tombstones aside; returns the files rewritten. Used for erasure:
+        what the warehouse erased goes from raw too. A batch whose file cannot be
+        read is recorded as unreadable, and the others go on."""
+        if not customers and not positions.num_rows:
             return 0
-        targets = pa.table({"customer_id": pa.array(sorted(customers), pa.string())})
+        keys = pa.array(sorted(c.encode() for c in customers), pa.binary())
+        at = {
+            topic: _position(positions.filter(pc.equal(positions["topic"], topic)))
+            for topic in pc.unique(positions["topic"]).to_pylist()
+        }
         batches = [b for b in self.batches(integration) if batch_ids is None or b.batch_id in batch_ids]
         rewritten = 0
 
         def rewrite(batch: RawBatch) -> tuple[int, int] | str | None:
             try:
-                return _rewrite_without_customers(targets, batch)
+                return _rewrite_without(keys, at.get(batch.topic, pa.array([], pa.int64())), batch)
             except UnreadableBatch as exc:
                 return str(exc)
 

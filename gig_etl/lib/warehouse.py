@@ -65,6 +65,7 @@ def connect_warehouse(
     # Older warehouses, in one transaction: a table whose shape changed is set
     # aside, made anew by schema.sql, and refilled from what was set aside.
     upgrades = [(table, refill) for table, (needed, refill) in _UPGRADES.items() if needed(connection)]
+    unnamed_quarantine = _has_table(connection, "quarantine") and not _has_column(connection, "quarantine", "customer_id")
     if upgrades:
         connection.execute("BEGIN TRANSACTION").fetchall()
         for table, _ in upgrades:
@@ -73,6 +74,10 @@ def connect_warehouse(
             ).fetchall()
     connection.execute(sql_text("schema.sql")).fetchall()
     connection.execute(sql_text("erasure.sql")).fetchall()
+    if unnamed_quarantine:  # made before quarantine kept the customer a value names
+        connection.execute(
+            "UPDATE quarantine SET customer_id = value_customer_id(raw_value) WHERE raw_value IS NOT NULL"
+        ).fetchall()
     if upgrades:
         for table, refill in upgrades:
             connection.execute(
@@ -98,14 +103,26 @@ def _attach(path: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
+def _has_column(connection: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    [(found,)] = connection.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = ? AND column_name = ?",
+        [table, column],
+    ).fetchall()
+    return found > 0
+
+
+def _has_table(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
+    [(found,)] = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?", [table]
+    ).fetchall()
+    return found > 0
+
+
 def _seen_ids_as_text(connection: duckdb.DuckDBPyConnection) -> bool:
     """Whether the warehouse, written by an older gig-etl, keeps seen message ids
     as text rather than hashed."""
-    [(found,)] = connection.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND table_name = 'seen_messages' AND column_name = 'message_id'"
-    ).fetchall()
-    return found > 0
+    return _has_column(connection, "seen_messages", "message_id")
 
 
 def _subscriptions_keyed(connection: duckdb.DuckDBPyConnection) -> bool:

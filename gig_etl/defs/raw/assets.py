@@ -96,7 +96,7 @@ def raw_topics(
             store = gig_etl_home.raw_store()
             store.remove_orphans(integration.name)
             with kafka.consumer(integration.connection(), integration.name) as consumer:
-                redrain = redrain_unreadable(consumer, store, integration.name, kafka.limits())
+                redrained = redrain_unreadable(consumer, store, integration.name, kafka.limits())
                 results = drain_topics(consumer, store, integration.name, topics, kafka.limits())
     except CredentialsError as exc:  # names the integration, its broker and the variable
         raise dg.Failure(description=str(exc)) from exc
@@ -106,7 +106,7 @@ def raw_topics(
         ) from exc
     except (HomeUnwritable, IntegrationBusy) as exc:
         raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
-    for old, new in redrain.replaced.items():
+    for old, new in redrained.items():
         context.log.warning(f"raw batch {old} could not be read: drained again from Kafka as {new.batch_id}")
     set_aside = {r.batch.batch_id: r for r in store.unreadable(integration.name) if r.set_aside}
     for batch_id, record in set_aside.items():
@@ -129,7 +129,7 @@ def raw_topics(
             asset_key=raw_asset_key(kind),
             metadata=drain_metadata(result) | {
                 "redrained": dg.MetadataValue.json(
-                    {old: new.batch_id for old, new in redrain.replaced.items() if new.topic_kind == kind.value}
+                    {old: new.batch_id for old, new in redrained.items() if new.topic_kind == kind.value}
                 ),
                 "set_aside": dg.MetadataValue.json(kind_set_aside),
             },

@@ -1,7 +1,9 @@
--- Who a message is about, for erasure: the one rule both the warehouse and the
--- raw rewrite apply. A message is about customer X when its Kafka key is X, or
--- when its value names X as its customer_id (a loaded message has both, equal;
--- a quarantined one may differ, and then it is about both).
+-- Who a message is about, for erasure: one rule for the warehouse and raw. A
+-- message is about customer X when its Kafka key is X, or when its value names X
+-- as its customer_id (a loaded message has both, equal; a quarantined one may
+-- differ, and then it is about both). The warehouse applies it to quarantine and
+-- records the positions of what it finds under another key
+-- (raw_erasure_positions); the raw rewrite drops those and what is keyed by X.
 -- The customer_id a raw value names: NULL when it is not UTF-8 JSON naming one.
 CREATE OR REPLACE TEMP MACRO value_customer_id(value) AS
     CASE WHEN json_valid(TRY(decode(value))) THEN TRY(decode(value))->>'$.customer_id' END;

@@ -105,6 +105,16 @@ CREATE TABLE IF NOT EXISTS erasures (
     PRIMARY KEY (integration, customer_id)
 );
 
+-- Quarantined messages found about an erased customer under another key (a
+-- loaded message is keyed by its customer): raw Parquet loses them at the next
+-- raw erasure, which then forgets them.
+CREATE TABLE IF NOT EXISTS raw_erasure_positions (
+    integration VARCHAR NOT NULL,
+    topic       VARCHAR NOT NULL,
+    "partition" INTEGER NOT NULL,
+    "offset"    BIGINT NOT NULL
+);
+
 -- Raw batches loaded, with the run's accounting: rows = loaded + duplicates + quarantined.
 CREATE TABLE IF NOT EXISTS loaded_batches (
     integration VARCHAR NOT NULL,
