@@ -278,6 +278,42 @@ def test_an_unreadable_raw_batch_is_put_on_record_and_the_batches_after_it_load(
         assert load_integration(db, store, integration).total.rows == 0  # and every later run succeeds
 
 
+@hostile_settings
+@given(
+    damage=st.sampled_from(["truncate", "overwrite", "flip", "delete", "empty"]),
+    at=st.floats(min_value=0.0, max_value=1.0),
+    garbage=st.binary(min_size=1, max_size=64),
+    which=st.integers(min_value=0, max_value=2),
+)
+def test_no_broken_raw_file_stops_the_batches_after_it(damage, at, garbage, which):
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        integration, store, batches = _two_batches_each(home)
+        path = batches[which].path
+        content = path.read_bytes()
+        cut = int(at * len(content))
+        if damage == "truncate":
+            path.write_bytes(content[:cut])
+        elif damage == "overwrite":
+            path.write_bytes(content[:cut] + garbage + content[cut + len(garbage):])
+        elif damage == "flip":
+            path.write_bytes(content[:cut] + bytes([content[min(cut, len(content) - 1)] ^ 0xFF]) + content[cut + 1:])
+        elif damage == "delete":
+            path.unlink()
+        else:
+            path.write_bytes(b"")
+        with connect_warehouse(warehouse_path(home)) as db:
+            load = load_integration(db, store, integration)
+            loaded = {c for (c,) in db.execute("SELECT customer_id FROM profiles").fetchall()}
+            # The other batches load; the damaged one loads (a byte Parquet does not
+            # check), or is on record as unreadable, or its message is quarantined.
+            assert loaded >= {f"c{n}" for n in range(3) if n != which}
+            if f"c{which}" not in loaded:
+                assert list(load.unreadable) == [batches[which].batch_id] or load.total.quarantined == 1
+            assert load.total.loaded + load.total.duplicates + load.total.quarantined == load.total.rows
+            assert load_integration(db, store, integration).total.rows == 0
+
+
 def test_a_rebuild_with_an_unreadable_file_keeps_everything_else(tmp_path):
     integration, store, batches = _two_batches_each(tmp_path)
     with connect_warehouse(warehouse_path(tmp_path)) as db:
