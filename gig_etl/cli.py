@@ -13,7 +13,7 @@ from typing import Callable
 import click
 
 from gig_etl.broker import BrokerError, broker_command
-from gig_etl.contract import PROFILE_IDENTIFIERS
+from gig_etl.contract import PROFILE_IDENTIFIERS, tenant_topics
 from gig_etl.lib.drain import DrainError
 from gig_etl.lib.gate import NotApproved
 from gig_etl.lib.home import HomeUnwritable, resolve_home
@@ -61,6 +61,17 @@ class InputError(CliError):
     exit_code = 2
 
 
+class OneOf(click.Choice):
+    """A closed set of values whose mistake, like any other bad input, is one line
+    naming the choices (click's own error adds the usage and a hint)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            raise InputError(f"invalid {param.opts[0]} {value!r}: one of {', '.join(self.choices)}") from None
+
+
 def reports_failures(command: Callable) -> Callable:
     """Turns the expected failures into one clear line, no traceback."""
 
@@ -82,9 +93,14 @@ def registry() -> IntegrationRegistry:
     return IntegrationRegistry(registry_path(resolve_home()))
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gig-etl", prog_name="gig-etl")
 def main() -> None:
-    """gig-etl: the GiG player stream into a marketing warehouse."""
+    """gig-etl: the GiG player stream into a marketing warehouse.
+
+    Everything it keeps is under $GIG_ETL_HOME (./data when unset): raw Parquet
+    and its manifest, the integration registry, the warehouse and the Dagster
+    instance."""
 
 
 @main.command()
@@ -218,11 +234,13 @@ def _connection_options(command: Callable) -> Callable:
     options = [
         click.option("--tenant-id", help="GiG Tenant ID."),
         click.option("--bootstrap-servers", help="host:port[,host:port...]"),
-        click.option("--security-protocol", help=f"One of {', '.join(SECURITY_PROTOCOLS)} (default PLAINTEXT)."),
-        click.option("--sasl-mechanism", help=f"One of {', '.join(SASL_MECHANISMS)}."),
+        click.option("--security-protocol", type=OneOf(SECURITY_PROTOCOLS), help="Default PLAINTEXT."),
+        click.option("--sasl-mechanism", type=OneOf(SASL_MECHANISMS)),
         click.option("--username"),
         click.option("--password-env", help="Name of the environment variable that holds the password."),
-        click.option("--identifier", help=f"Maps data to profiles: {', '.join(PROFILE_IDENTIFIERS)} (default customer_id)."),
+        click.option(
+            "--identifier", type=OneOf(PROFILE_IDENTIFIERS), help="Maps data to profiles (default customer_id)."
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -265,12 +283,28 @@ def create_integration(name: str, tenant_id: str | None, bootstrap_servers: str 
 @integrations.command("list")
 @reports_failures
 def list_integrations() -> None:
-    """One line per integration."""
+    """One line per integration, with its last run and the lag its last drain found."""
     known = registry().list()
     if not known:
         click.echo("no integrations yet: gig-etl integrations create NAME --tenant-id T --bootstrap-servers B")
+        return
+    from gig_etl.defs.resources import GigEtlHomeResource
+    from gig_etl.instance import last_runs
+
+    runs = last_runs(resolve_home(), [i.name for i in known])
+    store = GigEtlHomeResource().raw_store()
+    rows = [("NAME", "STATUS", "TENANT", "BOOTSTRAP SERVERS", "IDENTIFIER", "LAST RUN", "OUTCOME", "LAG")]
     for i in known:
-        click.echo(f"{i.name:<20} {i.status.value:<18} tenant {i.tenant_id:<20} {i.bootstrap_servers}  id={i.identifier}")
+        run = runs.get(i.name)
+        lags = [store.recent_lags(i.name, topic, runs=1) for topic in tenant_topics(i.tenant_id).values()]
+        rows.append((
+            i.name, i.status.value, i.tenant_id, i.bootstrap_servers, i.identifier,
+            run.started_at if run else "-", run.outcome if run else "-",
+            f"{sum(lag[0] for lag in lags if lag):,}" if any(lags) else "-",
+        ))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 @integrations.command("show")
@@ -301,6 +335,12 @@ def _status_command(action: str, help_text: str) -> None:
     def command(name: str) -> None:
         integration = getattr(registry(), action)(name)
         click.echo(f"integration {integration.name!r} is {integration.status.value}")
+        if integration.is_readable and integration.password_env and not os.environ.get(integration.password_env):
+            click.echo(
+                f"warning: the environment variable {integration.password_env} that holds its password is not set "
+                "here: its runs fail until it is set where they run",
+                err=True,
+            )
 
 
 _status_command("approve", "Approve an integration: it is read from the next tick on and can no longer be edited.")

@@ -4,6 +4,8 @@ so that runs started from the command line show in the UI."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -52,3 +54,27 @@ def dagster_instance(home: Path) -> dg.DagsterInstance:
         instance.get_run_records(limit=1)
         instance.get_latest_materialization_event(dg.AssetKey("none"))
     return instance
+
+
+@dataclass(frozen=True)
+class LastRun:
+    started_at: str  # UTC, to the minute
+    outcome: str  # the run's Dagster status, lower case: success, failure, started, ...
+
+
+def last_runs(home: Path, integrations: list[str]) -> dict[str, LastRun]:
+    """Each integration's newest run, from the CLI or the daemon, if it had one. An
+    instance not created yet is not created for this: no run happened."""
+    if not (dagster_home(home) / "dagster.yaml").exists():
+        return {}
+    instance = dagster_instance(home)
+    found = {}
+    for name in integrations:
+        records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": name}), limit=1)
+        if records:
+            record = records[0]
+            moment = record.start_time or record.create_timestamp.timestamp()
+            found[name] = LastRun(
+                datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC"), record.dagster_run.status.value.lower()
+            )
+    return found

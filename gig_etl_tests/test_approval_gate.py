@@ -50,6 +50,13 @@ def test_an_awaiting_integration_is_never_read_and_after_approval_the_next_tick_
     assert "acme: run " in out and "succeeded" in out
     offsets = recorded_offsets(isolated_home, "acme", tenant)
     assert sum(offsets["profiles"].values()) + sum(offsets["events"].values()) == traffic
+    code, out = cli("integrations", "list")
+    header, row = out.splitlines()
+    assert header.split() == ["NAME", "STATUS", "TENANT", "BOOTSTRAP", "SERVERS", "IDENTIFIER", "LAST", "RUN", "OUTCOME", "LAG"]
+    name, status, listed_tenant, servers, identifier, day, time_of_day, utc, outcome, lag = row.split()
+    assert (name, status, listed_tenant, servers, identifier) == ("acme", "approved", tenant, kafka_broker.bootstrap_servers, "customer_id")
+    assert (utc, outcome, lag) == ("UTC", "success", f"{traffic:,}")  # the lag the drain found: all of it
+    assert header.index("LAST RUN") == row.index(day)  # aligned columns
 
 
 def test_rejected_and_disabled_integrations_are_not_read(kafka_broker, tenant, traffic, isolated_home):
@@ -129,8 +136,14 @@ def test_cli_lists_shows_and_edits(kafka_broker, isolated_home, monkeypatch):
     assert "$ACME_PW (set)" in out and "s3cret" not in out and "mobile_phone" in out
     assert cli("integrations", "edit", "acme", "--bootstrap-servers", "c:9093")[0] == 0
     code, out = cli("integrations", "list")
-    assert out.split() == ["acme", "awaiting_approval", "tenant", "acme-casino", "c:9093", "id=mobile_phone"]
-    cli("integrations", "approve", "acme")
+    assert out.splitlines()[1].split() == ["acme", "awaiting_approval", "acme-casino", "c:9093", "mobile_phone", "-", "-", "-"]
+    monkeypatch.delenv("ACME_PW")
+    code, out = cli("integrations", "approve", "acme")
+    assert code == 0 and out.splitlines() == [
+        "integration 'acme' is approved",
+        "warning: the environment variable ACME_PW that holds its password is not set here: "
+        "its runs fail until it is set where they run",
+    ]
     code, out = cli("integrations", "edit", "acme", "--identifier", "email")
     assert code == 2
     assert out == "Error: integration 'acme' is approved and can no longer be edited: create a new integration for the changed connection\n"
@@ -139,7 +152,10 @@ def test_cli_lists_shows_and_edits(kafka_broker, isolated_home, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["integrations", "create", "x", "--tenant-id", "t", "--bootstrap-servers", "b:1", "--identifier", "nick"], "unknown identifier 'nick'"),
+        (["integrations", "create", "x", "--tenant-id", "t", "--bootstrap-servers", "b:1", "--identifier", "nick"],
+         "Error: invalid --identifier 'nick': one of customer_id, email, username, mobile_phone"),
+        (["integrations", "create", "x", "--tenant-id", "t", "--bootstrap-servers", "b:1", "--sasl-mechanism", "SCRAM-SHA512"],
+         "Error: invalid --sasl-mechanism 'SCRAM-SHA512': one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"),
         (["integrations", "create", "x", "--tenant-id", "", "--bootstrap-servers", "b:1"], "the tenant ID is empty"),
         (["integrations", "create", "x", "--tenant-id", "t", "--bootstrap-servers", "b"], "malformed bootstrap servers"),
         (["integrations", "show", "ghost"], "unknown integration 'ghost'"),

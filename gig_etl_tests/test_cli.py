@@ -94,3 +94,11 @@ def test_a_run_against_an_unreachable_broker_prints_one_line_and_no_librdkafka_l
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert not [line for line in lines if line.startswith("%")], lines
     assert len(lines) == 1 and "gone: run " in lines[0] and "unreachable" in lines[0], lines
+
+
+def test_the_command_line_has_a_version_a_short_help_and_names_its_home():
+    version = CliRunner().invoke(main, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("gig-etl, version ")
+    short = CliRunner().invoke(main, ["integrations", "create", "-h"])
+    assert short.exit_code == 0 and "--sasl-mechanism [SCRAM-SHA-512|SCRAM-SHA-256|PLAIN]" in short.output
+    assert "$GIG_ETL_HOME" in CliRunner().invoke(main, ["-h"]).output

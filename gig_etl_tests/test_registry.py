@@ -123,3 +123,10 @@ def test_an_empty_password_variable_is_refused_naming_it_the_integration_and_the
     integration = registry.create("acme", "acme-casino", "b:9092", **_SASL)
     with pytest.raises(CredentialsError, match="integration 'acme', broker b:9092: the environment variable ACME_PW .* is empty"):
         integration.connection({"ACME_PW": ""})
+
+
+def test_a_refused_move_names_the_status_it_needs_in_plain_words(registry):
+    registry.create("acme", "acme-casino", "b:9092")
+    registry.approve("acme")
+    with pytest.raises(RegistryError, match="only awaiting_approval integrations can be rejected$"):
+        registry.reject("acme")

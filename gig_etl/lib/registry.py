@@ -259,7 +259,7 @@ class IntegrationRegistry:
         if current.status not in allowed_from:
             raise RegistryError(
                 f"cannot {action} integration {name!r}: it is {current.status.value}, and only "
-                f"{' or '.join(sorted(s.value for s in allowed_from))} integrations can be {action}d"
+                f"{' or '.join(sorted(s.value for s in allowed_from))} integrations can be {to.value}"
             )
         now = _now()
         moved = replace(current, status=to, updated_at=now, approved_at=now if action == "approve" else current.approved_at)
