@@ -183,3 +183,27 @@ def test_customers_sharing_an_identifier_share_a_profile_whose_channels_take_the
         store_batch(store, "it", "acme", TopicKind.PROFILES, both)
         load_integration(db, store, integration)
         assert db.execute("SELECT count(*) FROM subscriptions WHERE profile_id = 'pair@x.com'").fetchall() == [(1,)]
+
+
+def test_an_audience_holds_only_profiles_known_to_be_marketable(tmp_path):
+    # Before, a status never sent counted as "not blocked", "not a test account".
+    from gig_etl.simulate import envelope, message
+
+    known = {"is_blocked": False, "is_test_account": False, "self_excluded_until": None, "allow_email": True}
+    profiles = {
+        "known": known,
+        "excluded_until_past": known | {"self_excluded_until": "2020-01-01T00:00:00Z"},
+        "blocked_unknown": {k: v for k, v in known.items() if k != "is_blocked"},
+        "test_unknown": {k: v for k, v in known.items() if k != "is_test_account"},
+        "exclusion_unknown": {k: v for k, v in known.items() if k != "self_excluded_until"},
+        "excluded": known | {"self_excluded_until": "2999-01-01T00:00:00Z"},
+        "unsubscribed": known | {"allow_email": False},
+    }
+    integration = register(tmp_path, "it", "acme", "b:1")
+    store = RawStore(raw_root(tmp_path))
+    sent = [message(TopicKind.PROFILES, c, envelope("acme", c, "profile", "2026-11-20T10:00:00Z", data)) for c, data in profiles.items()]
+    store_batch(store, "it", "acme", TopicKind.PROFILES, sent)
+    with connect_warehouse(warehouse_path(tmp_path)) as db:
+        load_integration(db, store, integration)
+        audience = db.execute("SELECT profile_id, channel FROM marketable_profiles ORDER BY ALL").fetchall()
+    assert audience == [("excluded_until_past", "email"), ("known", "email")]

@@ -1,15 +1,24 @@
 -- Views for analysts. Run after `profiles` exists.
 
 -- Profiles that may receive marketing on a channel. Responsible gambling comes
--- first: a blocked, self-excluded or test profile is never here, whatever the consent.
+-- first: a profile is here only when it is known not to be blocked, not to be
+-- self-excluded (GiG sent self_excluded_until: empty, or past) and not to be a
+-- test account, and is subscribed to the channel. A status GiG never sent, or
+-- whose message was quarantined, is unknown, and keeps the profile out.
 CREATE OR REPLACE VIEW marketable_profiles AS
 SELECT s.integration, s.profile_id, s.channel
 FROM subscriptions AS s
 JOIN profiles AS p USING (integration, profile_id)
 WHERE s.subscribed
-  AND p.gig_is_blocked IS NOT TRUE
-  AND (p.gig_self_excluded_until IS NULL OR p.gig_self_excluded_until <= now())
-  AND p.gig_is_test_account IS NOT TRUE;
+  AND p.gig_is_blocked IS FALSE
+  AND p.gig_is_test_account IS FALSE
+  AND (
+    p.gig_self_excluded_until <= now()
+    OR (p.gig_self_excluded_until IS NULL AND EXISTS (
+        SELECT 1 FROM attribute_state AS a
+        WHERE a.integration = p.integration AND a.customer_id = p.customer_id AND a.attribute = 'self_excluded_until'
+    ))
+  );
 
 -- Per profile: approved deposits and withdrawals over 7, 30 and 90 days, each
 -- payment once, at its newest status; net deposit, last deposit, last activity.
