@@ -34,7 +34,6 @@ from gig_etl.lib.kafka import BULK_READ_SETTINGS, KafkaConnection
 from gig_etl.simulate import generate_traffic, produce_traffic
 
 TENANT = "bench-casino"
-MESSAGES_PER_CUSTOMER = 79  # what the simulator averages; the backlog is cut to the exact count
 NAIVE_SAMPLE = 20_000
 ROUNDS = 3  # of the ceiling and the drain
 
@@ -57,8 +56,8 @@ def _median(rounds: list[dict]) -> dict:
 
 
 def produce_backlog(bootstrap: str, messages: int, first_customer_id: int = 100_000) -> int:
-    customers = messages // MESSAGES_PER_CUSTOMER + 1
-    traffic = generate_traffic(TENANT, customers, seed=1, first_customer_id=first_customer_id)
+    # As many customers as it takes (the traffic is generated lazily), cut at the exact count.
+    traffic = generate_traffic(TENANT, messages, seed=1, first_customer_id=first_customer_id)
     cut = (m for i, m in zip(range(messages), traffic))
     return produce_traffic(KafkaConnection(bootstrap), TENANT, cut).total
 

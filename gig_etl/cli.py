@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Callable
 
 import click
@@ -35,7 +35,6 @@ from gig_etl.lib.warehouse import WarehouseLocked
 from gig_etl.simulate import (
     DEFAULT_DAYS,
     DEFAULT_PARTITIONS,
-    DEFAULT_START,
     FIRST_CUSTOMER_ID,
     TrafficSummary,
     generate_traffic,
@@ -128,19 +127,21 @@ def broker(port: int, authentication: bool) -> None:
               help="Rate of misbehaving messages (duplicates, late, bad types, not JSON, ...).")
 @click.option("--partitions", type=click.IntRange(min=1), default=DEFAULT_PARTITIONS, show_default=True,
               help="Partitions of each topic, when the simulator creates it.")
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default=DEFAULT_START.strftime("%Y-%m-%d"),
-              show_default=True, help="Day (UTC) the simulated period starts.")
-@click.option("--days", type=click.IntRange(min=1), default=DEFAULT_DAYS, show_default=True)
+@click.option("--now", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="The time (UTC) simulated lives end at (default: the time of simulation); same seed, same now, "
+              "same messages.")
+@click.option("--days", type=click.IntRange(min=1), default=DEFAULT_DAYS, show_default=True,
+              help="Lives begin in the days before --now.")
 @click.option("--first-customer-id", type=int, default=FIRST_CUSTOMER_ID, show_default=True)
 @reports_failures
 def simulate(
     bootstrap_servers: str, tenant: str, customers: int, seed: int, chaos: float,
-    partitions: int, start: datetime, days: int, first_customer_id: int,
+    partitions: int, now: datetime | None, days: int, first_customer_id: int,
 ) -> None:
     """Produce realistic GiG traffic for a tenant."""
     summary = simulate_traffic(
         KafkaConnection(bootstrap_servers), tenant, customers, seed, chaos, partitions,
-        start.replace(tzinfo=DEFAULT_START.tzinfo), days, first_customer_id,
+        now.replace(tzinfo=UTC) if now else None, days, first_customer_id,
     )
     click.echo(f"produced to gig.{tenant}.profiles and gig.{tenant}.events:")
     click.echo(summary.report())
@@ -148,10 +149,10 @@ def simulate(
 
 def simulate_traffic(
     connection: KafkaConnection, tenant: str, customers: int, seed: int = 0, chaos: float = 0.0,
-    partitions: int = DEFAULT_PARTITIONS, start: datetime = DEFAULT_START, days: int = DEFAULT_DAYS,
+    partitions: int = DEFAULT_PARTITIONS, now: datetime | None = None, days: int = DEFAULT_DAYS,
     first_customer_id: int = FIRST_CUSTOMER_ID,
 ) -> TrafficSummary:
-    messages = generate_traffic(tenant, customers, seed, chaos, start, days, first_customer_id)
+    messages = generate_traffic(tenant, customers, seed, chaos, now, days, first_customer_id)
     return produce_traffic(connection, tenant, messages, partitions, progress=print_progress)
 
 

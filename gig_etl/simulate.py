@@ -31,8 +31,7 @@ from gig_etl.contract import (
 )
 from gig_etl.lib.kafka import KafkaConnection, KafkaUnavailable, ensure_topics
 
-DEFAULT_START = datetime(2026, 9, 1, tzinfo=UTC)
-DEFAULT_DAYS = 90
+DEFAULT_DAYS = 90  # simulated lives begin in the days before `now`
 DEFAULT_PARTITIONS = 4
 FIRST_CUSTOMER_ID = 100_000
 
@@ -185,11 +184,12 @@ class _CustomerLife:
     with the events: every event field that is a profile attribute is also sent as
     a profile change at the same moment, as GiG does."""
 
-    def __init__(self, tenant: str, customer_id: str, rng: random.Random, now: datetime) -> None:
+    def __init__(self, tenant: str, customer_id: str, rng: random.Random, now: datetime, end: datetime) -> None:
         self.tenant = tenant
         self.customer_id = customer_id
         self.rng = rng
         self.now = now
+        self.end = end  # the time of simulation: a life is cut there, nothing happens later
         self.offset_hours = rng.choice((0, 0, 0, 0, 1))  # some systems send local time
         self.state: dict[str, object] = {}
         self.changes: list[_Change] = []
@@ -198,6 +198,10 @@ class _CustomerLife:
 
     def wait(self, min_s: float, max_s: float) -> None:
         self.now += timedelta(seconds=self.rng.uniform(min_s, max_s))
+
+    def _append(self, kind: TopicKind, envelope: dict | None) -> None:
+        if self.now <= self.end:
+            self.changes.append(_Change(kind, envelope))
 
     def _envelope(self, type_: str, data: dict) -> dict:
         return {
@@ -212,12 +216,12 @@ class _CustomerLife:
 
     def profile(self, **attributes: object) -> None:
         self.state.update(attributes)
-        self.changes.append(_Change(TopicKind.PROFILES, self._envelope(PROFILE_MESSAGE_TYPE, attributes)))
+        self._append(TopicKind.PROFILES, self._envelope(PROFILE_MESSAGE_TYPE, attributes))
 
     def event(self, type_: str, data: dict, **also_changed: object) -> None:
         """An event, and the profile change it implies (its attribute fields plus
         `also_changed`, attributes that moved with it but are not event fields)."""
-        self.changes.append(_Change(TopicKind.EVENTS, self._envelope(type_, data)))
+        self._append(TopicKind.EVENTS, self._envelope(type_, data))
         implied = {k: v for k, v in data.items() if k in PROFILE_ATTRIBUTES} | also_changed
         if implied:
             self.profile(**implied)
@@ -283,7 +287,7 @@ class _CustomerLife:
         if rng.random() < 0.8:  # email is optional on this event
             created["email"] = email
         # The registration profile change above already carries these fields.
-        self.changes.append(_Change(TopicKind.EVENTS, self._envelope("customer_created", created)))
+        self._append(TopicKind.EVENTS, self._envelope("customer_created", created))
         self.wait(1, 60)
         self.event("customer_consent", {a: rng.random() < p for a, p in _CONSENT_RATES.items()})
 
@@ -442,11 +446,13 @@ class _CustomerLife:
         self.event("customer_blocks", data)
 
     def erase(self) -> None:
-        self.changes.append(_Change(TopicKind.PROFILES, None))
+        self._append(TopicKind.PROFILES, None)
 
 
-def _customer_changes(tenant: str, customer_id: str, rng: random.Random, start: datetime, days: int) -> list[_Change]:
-    life = _CustomerLife(tenant, customer_id, rng, start + timedelta(seconds=rng.uniform(0, days * 86400 * 0.6)))
+def _customer_changes(tenant: str, customer_id: str, rng: random.Random, end: datetime, days: int) -> list[_Change]:
+    """One customer's life: it begins in the `days` before `end` and is cut at `end`."""
+    begins = end - timedelta(seconds=rng.uniform(0, days * 86400))
+    life = _CustomerLife(tenant, customer_id, rng, begins, end)
     life.register()
     for number in range(rng.choice((1, 1, 2, 3, 4, 5, 6, 8, 10, 14))):
         life.session(number)
@@ -573,19 +579,22 @@ def generate_traffic(
     customers: int,
     seed: int = 0,
     chaos: float = 0.0,
-    start: datetime = DEFAULT_START,
+    now: datetime | None = None,
     days: int = DEFAULT_DAYS,
     first_customer_id: int = FIRST_CUSTOMER_ID,
 ) -> Iterator[SimulatedMessage]:
-    """Every message of `customers` simulated lifecycles, customer by customer,
-    each customer's messages in time order (chaos aside). Deterministic."""
+    """Every message of `customers` simulated lifecycles over the `days` before
+    `now` (the time of simulation unless given), customer by customer, each
+    customer's messages in time order (chaos aside). Deterministic for a given
+    `now`; nothing happens after it but a self-exclusion's end."""
     if not 0.0 <= chaos <= 1.0:
         raise ValueError(f"chaos is a rate between 0 and 1, not {chaos}")
+    end = now or datetime.now(UTC)
     pending_duplicates: list[SimulatedMessage] = []
     for index in range(customers):
         customer_id = str(first_customer_id + index)
         rng = random.Random(f"{seed}:{tenant}:{customer_id}")
-        changes = _customer_changes(tenant, customer_id, rng, start, days)
+        changes = _customer_changes(tenant, customer_id, rng, end, days)
         key = customer_id.encode()
         messages = [_encode(change, key) for change in changes]
         if chaos:
@@ -666,9 +675,8 @@ def trickle(
     is set (the live demo of `make ui`); returns how many messages it produced."""
     produced, tick = 0, 0
     while not stop.wait(interval_s if tick else 0):
-        start = datetime.now(UTC) - timedelta(days=1)
         messages = generate_traffic(
-            tenant, customers_per_tick, seed=tick, chaos=chaos, start=start, days=1,
+            tenant, customers_per_tick, seed=tick, chaos=chaos, days=1,
             first_customer_id=first_customer_id + tick * customers_per_tick,
         )
         produced += produce_traffic(connection, tenant, messages).total

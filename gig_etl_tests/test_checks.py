@@ -8,6 +8,7 @@ from gig_etl.simulate import envelope, generate_traffic, message, produce_traffi
 from gig_etl_tests.pipeline import check_results, materialize_integration, register
 
 RECENT = datetime.now(UTC) - timedelta(days=3)
+NOW = datetime.now(UTC) - timedelta(hours=1)
 
 
 def refresh(home, name: str, health: HealthResource | None = None) -> dict:
@@ -18,7 +19,7 @@ def refresh(home, name: str, health: HealthResource | None = None) -> dict:
 
 def test_a_clean_recent_backlog_passes_every_check(kafka_broker, kafka_connection, tenant, isolated_home):
     register(isolated_home, "ok", tenant, kafka_broker.bootstrap_servers)
-    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 30, seed=1, start=RECENT, days=2))
+    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 30, seed=1, now=NOW, days=2))
     checks = refresh(isolated_home, "ok")
     assert set(checks) == {
         "profiles:lag_not_growing", "events:lag_not_growing", "quarantine:no_quarantine_spike", "events:fresh",
@@ -30,7 +31,7 @@ def test_a_clean_recent_backlog_passes_every_check(kafka_broker, kafka_connectio
 
 def test_bad_input_above_the_threshold_fails_the_quarantine_check(kafka_broker, kafka_connection, tenant, isolated_home):
     register(isolated_home, "noisy", tenant, kafka_broker.bootstrap_servers)
-    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 30, seed=1, chaos=0.6, start=RECENT, days=2))
+    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 30, seed=1, chaos=0.6, now=NOW, days=2))
     passed, description = refresh(isolated_home, "noisy")["quarantine:no_quarantine_spike"]
     assert not passed and "above the 5.00% threshold" in description
     assert refresh(isolated_home, "noisy", HealthResource(max_quarantine_rate=0.9))["quarantine:no_quarantine_spike"][0]
@@ -38,7 +39,7 @@ def test_bad_input_above_the_threshold_fails_the_quarantine_check(kafka_broker, 
 
 def test_an_old_newest_event_fails_freshness(kafka_broker, kafka_connection, tenant, isolated_home):
     register(isolated_home, "stale", tenant, kafka_broker.bootstrap_servers)
-    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 10, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=5))
+    produce_traffic(kafka_connection, tenant, generate_traffic(tenant, 10, seed=1, now=datetime(2026, 1, 6, tzinfo=UTC), days=5))
     passed, description = refresh(isolated_home, "stale")["events:fresh"]
     assert not passed and "threshold 24 h" in description
 
@@ -60,7 +61,7 @@ def test_a_backlog_growing_run_over_run_fails_the_lag_check(kafka_broker, kafka_
     first_customer = 100_000
     verdicts = []
     for customers in (2, 6, 20):  # more arrives before each run than before the last
-        produce_traffic(kafka_connection, tenant, generate_traffic(tenant, customers, seed=1, start=RECENT, days=2, first_customer_id=first_customer))
+        produce_traffic(kafka_connection, tenant, generate_traffic(tenant, customers, seed=1, now=NOW, days=30, first_customer_id=first_customer))
         first_customer += customers
         verdicts.append(refresh(isolated_home, "behind", health)["events:lag_not_growing"])
     assert [passed for passed, _ in verdicts] == [True, True, False]

@@ -1,6 +1,6 @@
 import json
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,14 +8,17 @@ from gig_etl.contract import ENVELOPE_FIELDS, EVENT_TYPES, PROFILE_ATTRIBUTES, T
 from gig_etl.simulate import CHAOS_KINDS, TrafficSummary, generate_traffic
 
 
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
 @pytest.fixture(scope="module")
 def clean_traffic():
-    return list(generate_traffic("acme", 300, seed=11))
+    return list(generate_traffic("acme", 300, seed=11, now=NOW))
 
 
 @pytest.fixture(scope="module")
 def chaotic_traffic():
-    return list(generate_traffic("acme", 300, seed=11, chaos=0.1))
+    return list(generate_traffic("acme", 300, seed=11, chaos=0.1, now=NOW))
 
 
 def decoded(messages):
@@ -23,8 +26,21 @@ def decoded(messages):
 
 
 def test_same_seed_same_messages_other_seed_other_messages(clean_traffic):
-    assert list(generate_traffic("acme", 300, seed=11)) == clean_traffic
-    assert list(generate_traffic("acme", 300, seed=12)) != clean_traffic
+    assert list(generate_traffic("acme", 300, seed=11, now=NOW)) == clean_traffic
+    assert list(generate_traffic("acme", 300, seed=12, now=NOW)) != clean_traffic
+
+
+def test_simulated_lives_end_at_the_time_of_simulation(clean_traffic):
+    # Before, the period began on a fixed day and lives ran on past its end, some
+    # into the future; this week's deposits were none.
+    times = [datetime.fromisoformat(envelope["occurred_at"]) for _, envelope in decoded(clean_traffic)]
+    assert max(times) <= NOW
+    assert min(times) >= NOW - timedelta(days=90)
+    this_week = [
+        envelope for _, envelope in decoded(clean_traffic)
+        if envelope["type"] == "payment_deposit" and datetime.fromisoformat(envelope["occurred_at"]) > NOW - timedelta(days=7)
+    ]
+    assert len(this_week) > 10
 
 
 def test_every_message_is_a_valid_envelope_of_its_topic(clean_traffic):
