@@ -24,7 +24,7 @@ def test_a_clean_recent_backlog_passes_every_check(kafka_broker, kafka_connectio
     assert set(checks) == {
         "profiles:lag_not_growing", "events:lag_not_growing", "quarantine:no_quarantine_spike", "events:fresh",
         "profiles:one_row_per_profile", "events:every_type_catalogued", "profiles:every_batch_readable",
-        "events:every_batch_readable", "attribute_catalog:attribute_columns_within_limit",
+        "events:every_batch_readable", "attribute_catalog:attribute_columns_within_limit", "events:no_future_events",
     }
     assert all(passed for passed, _ in checks.values()), checks
 
@@ -60,9 +60,25 @@ def test_a_backlog_growing_run_over_run_fails_the_lag_check(kafka_broker, kafka_
     health = HealthResource(lag_growth_tolerance=100)
     first_customer = 100_000
     verdicts = []
-    for customers in (2, 6, 20):  # more arrives before each run than before the last
+    for customers in (2, 12, 60):  # more arrives before each run than before the last
         produce_traffic(kafka_connection, tenant, generate_traffic(tenant, customers, seed=1, now=NOW, days=30, first_customer_id=first_customer))
         first_customer += customers
         verdicts.append(refresh(isolated_home, "behind", health)["events:lag_not_growing"])
     assert [passed for passed, _ in verdicts] == [True, True, False]
     assert "growing run over run" in verdicts[-1][1]
+
+
+def test_events_from_the_future_are_counted_warned_about_and_not_fresh(kafka_broker, kafka_connection, tenant, isolated_home):
+    # Before, three-week-ahead events made `fresh` say "newest event occurred -503.0 h ago" and pass.
+    register(isolated_home, "skewed", tenant, kafka_broker.bootstrap_servers)
+    ahead = datetime.now(UTC) + timedelta(days=21)
+    old = datetime(2026, 1, 6, tzinfo=UTC)
+    produce_traffic(kafka_connection, tenant, [
+        message(TopicKind.EVENTS, "7", envelope(tenant, "7", "bonus", old, {"bonus_id": "b1"})),
+        message(TopicKind.EVENTS, "7", envelope(tenant, "7", "bonus", ahead, {"bonus_id": "b2"})),
+    ])
+    checks = refresh(isolated_home, "skewed")
+    passed, description = checks["events:no_future_events"]
+    assert not passed and description.startswith("1 event(s) dated more than 5 min ahead, up to ")
+    passed, description = checks["events:fresh"]
+    assert not passed and "newest event occurred" in description and "-" not in description.split("occurred")[1][:3]

@@ -26,7 +26,7 @@ def test_every_job_sensor_schedule_and_check_has_a_description():
     for automation in [*(defs.sensors or []), *(defs.schedules or [])]:
         assert automation.description, automation.name
     checks = [check for assets in defs.assets or [] for check in assets.check_specs]
-    assert len(checks) == 9
+    assert len(checks) == 10
     for check in checks:
         assert check.description, check.key
 

@@ -123,4 +123,7 @@ class HealthResource(dg.ConfigurableResource):
 
     max_quarantine_rate: float = 0.05  # of the messages a run reads
     max_event_age_hours: float = 24.0  # newest event older than this: warn
+    # An event dated later than now by more than this is clock skew or bad data:
+    # counted, warned about, and not taken as fresh.
+    max_clock_skew_minutes: float = 5.0
     lag_growth_tolerance: int = 10_000  # messages; lag growing by more over 3 runs: warn

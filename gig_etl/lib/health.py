@@ -79,3 +79,15 @@ def columns_within_limit(crowded_out: list[str], limit: int) -> Verdict:
         f"the limit; e.g. {crowded_out[0]!r}",
         {"crowded_out": len(crowded_out), "max_attribute_columns": limit},
     )
+
+
+def no_future_events(future: int, newest_future: datetime | None, tolerance: timedelta) -> Verdict:
+    """Events dated later than now by more than `tolerance`: clock skew or bad data
+    upstream, never fresh data."""
+    return Verdict(
+        future == 0,
+        f"no event dated more than {tolerance.total_seconds() / 60:.0f} min ahead" if not future
+        else f"{future:,} event(s) dated more than {tolerance.total_seconds() / 60:.0f} min ahead, up to "
+        f"{newest_future.isoformat() if newest_future else '?'}; freshness ignores them",
+        {"future_events": future},
+    )

@@ -23,6 +23,7 @@ from gig_etl.lib.health import (
     columns_within_limit,
     freshness,
     no_duplicates,
+    no_future_events,
     quarantine_rate,
 )
 from gig_etl.lib.home import HomeUnwritable
@@ -49,7 +50,9 @@ WAREHOUSE_CHECKS = [
     ("quarantine", "no_quarantine_spike", dg.AssetCheckSeverity.ERROR,
      "Fails when a run quarantines more than the threshold share of what it read (default 5%)."),
     ("events", "fresh", dg.AssetCheckSeverity.WARN,
-     "Warns when the newest event is older than the threshold (default 24 h)."),
+     "Warns when the newest event not dated in the future is older than the threshold (default 24 h)."),
+    ("events", "no_future_events", dg.AssetCheckSeverity.WARN,
+     "Warns when events are dated later than now by more than the clock-skew tolerance (default 5 min)."),
     ("profiles", "one_row_per_profile", dg.AssetCheckSeverity.ERROR,
      "Fails when a profile_id is on several rows of an integration."),
     ("events", "every_type_catalogued", dg.AssetCheckSeverity.ERROR,
@@ -99,8 +102,11 @@ def warehouse_tables(
                 for table in WAREHOUSE_TABLES
             }
             crowded_out = attributes_crowded_out(db, integration.name)
-            [(newest,)] = db.execute(
-                "SELECT max(occurred_at) FROM events WHERE integration = ?", [integration.name]
+            skew = timedelta(minutes=health.max_clock_skew_minutes)
+            [(newest, future, newest_future)] = db.execute(
+                "SELECT max(occurred_at) FILTER (occurred_at <= now() + ?), count(*) FILTER (occurred_at > now() + ?), "
+                "max(occurred_at) FILTER (occurred_at > now() + ?) FROM events WHERE integration = ?",
+                [skew, skew, skew, integration.name],
             ).fetchall()
             duplicated = db.execute(
                 "SELECT profile_id, count(*) FROM profiles WHERE integration = ? GROUP BY profile_id HAVING count(*) > 1 "
@@ -141,6 +147,7 @@ def warehouse_tables(
         "unreadable_raw_batches": dg.MetadataValue.json(load.unreadable),
     }
     accounting["newest_occurred_at"] = newest.isoformat() if newest else "none"
+    accounting["future_events"] = future
     for table in WAREHOUSE_TABLES:
         yield dg.MaterializeResult(
             asset_key=["warehouse", table], metadata={"dagster/row_count": table_rows[table], **accounting}
@@ -148,6 +155,7 @@ def warehouse_tables(
     verdicts: dict[str, Verdict] = {
         "no_quarantine_spike": quarantine_rate(total.rows, total.quarantined, health.max_quarantine_rate),
         "fresh": freshness(newest, datetime.now(UTC), timedelta(hours=health.max_event_age_hours)),
+        "no_future_events": no_future_events(future, newest_future, skew),
         "one_row_per_profile": no_duplicates(duplicated),
         "every_type_catalogued": all_catalogued(uncatalogued),
         "attribute_columns_within_limit": columns_within_limit(crowded_out, warehouse.max_attribute_columns),
