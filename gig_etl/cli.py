@@ -44,6 +44,10 @@ from gig_etl.simulate import (
 
 DEMO_TENANT = "demo-casino"
 DEMO_INTEGRATION = "demo"
+# The live demo of `make ui` is an integration of its own: preparing it for a new
+# embedded broker clears its rows, never those `make demo` left.
+LIVE_TENANT = "live-casino"
+LIVE_INTEGRATION = "live"
 DEMO_PORT = 39092
 
 
@@ -217,10 +221,10 @@ def rebuild(integration: str | None) -> None:
 @click.option("--web-port", type=int, default=3000, show_default=True, help="Port of the Dagster UI.")
 @reports_failures
 def ui(port: int, web_port: int) -> None:
-    """The Dagster UI and daemon on a live demo: broker, trickle of traffic, demo integration."""
+    """The Dagster UI and daemon on a live demo: broker, trickle of traffic, integration `live`."""
     from gig_etl.ui import run_ui
 
-    run_ui(resolve_home(), DEMO_INTEGRATION, DEMO_TENANT, port, click.echo, web_port)
+    run_ui(resolve_home(), LIVE_INTEGRATION, LIVE_TENANT, port, click.echo, web_port)
 
 
 # --- integrations ---------------------------------------------------------------
