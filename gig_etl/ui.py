@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -37,19 +38,41 @@ def run_ui(home: Path, integration: str, tenant: str, port: int, echo: Callable[
         echo(f"a trickle of traffic for tenant {tenant!r}; the UI on http://127.0.0.1:{web_port} (Ctrl-C stops all)")
         dagster = str(Path(sys.executable).with_name("dagster"))
         env = {"DAGSTER_HOME": str(prepare_dagster_home(home)), "GIG_ETL_HOME": str(home)}
+        # A process group of its own: `dagster dev` starts the webserver, the daemon
+        # and code servers, and all of them are stopped together, as a terminal's
+        # Ctrl-C stops them, however this process itself was stopped.
         process = subprocess.Popen(
             [dagster, "dev", "-m", "gig_etl.definitions", "-h", "127.0.0.1", "-p", str(web_port)],
             env=os.environ | env,
+            start_new_session=True,
         )
         try:
             process.wait()
         except KeyboardInterrupt:
             echo("stopping the UI, the trickle and the broker ...")
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
         finally:
+            _stop_group(process)
             stop.set()
             producer.join(timeout=30)
+
+
+def _stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """Interrupts every process of `process`'s group, and kills what is left after
+    `grace_s` (a code server waits out its heartbeat otherwise)."""
+    for sent in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sent)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # dagster dev has exited; its children may linger a moment.
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)

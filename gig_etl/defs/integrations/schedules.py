@@ -1,6 +1,6 @@
 import dagster as dg
 
-from gig_etl.defs.integrations.jobs import refresh_integration_job
+from gig_etl.defs.integrations.jobs import DAEMON_RUN_CONFIG, refresh_integration_job
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.resources import IntegrationRegistryResource
 from gig_etl.lib.gate import scheduled_integrations
@@ -19,7 +19,10 @@ def requests_for_approved(
     if skip_reason:
         return dg.SkipReason(skip_reason)
     tick = context.scheduled_execution_time.isoformat()
-    return [dg.RunRequest(run_key=f"{run_key_prefix}{name}:{tick}", partition_key=name) for name in names]
+    return [
+        dg.RunRequest(run_key=f"{run_key_prefix}{name}:{tick}", partition_key=name, run_config=DAEMON_RUN_CONFIG)
+        for name in names
+    ]
 
 
 @dg.schedule(

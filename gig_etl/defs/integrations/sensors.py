@@ -2,7 +2,7 @@ import json
 
 import dagster as dg
 
-from gig_etl.defs.integrations.jobs import refresh_integration_job
+from gig_etl.defs.integrations.jobs import DAEMON_RUN_CONFIG, refresh_integration_job
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.resources import IntegrationRegistryResource
 from gig_etl.lib.gate import decide_on_approvals
@@ -29,7 +29,9 @@ def integration_approval_sensor(
     if decision.skip_reason and not decision.partitions_to_add:
         return dg.SkipReason(decision.skip_reason)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=key, partition_key=name) for name, key in decision.first_runs],
+        run_requests=[
+            dg.RunRequest(run_key=key, partition_key=name, run_config=DAEMON_RUN_CONFIG) for name, key in decision.first_runs
+        ],
         dynamic_partitions_requests=(
             [integrations_partitions.build_add_request(decision.partitions_to_add)]
             if decision.partitions_to_add
