@@ -1,4 +1,4 @@
-"""The GiG player data stream, version 1 (`shared/GIG_STREAM.md`) as code.
+"""The GiG player data stream, version 1 (`docs/GIG_STREAM.md`) as code.
 
 Every other module reads the contract's facts from here: envelope fields,
 profile attributes and their types, the event types, the subscription
