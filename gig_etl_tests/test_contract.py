@@ -1,7 +1,6 @@
 import re
 from pathlib import Path
 
-import pytest
 
 from gig_etl.contract import (
     EVENT_TYPES,
