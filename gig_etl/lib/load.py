@@ -665,7 +665,9 @@ def rebuild_integration(
     are built in a warehouse of their own at `scratch` first; only once that load
     has succeeded do they replace the integration's rows, in one transaction, so a
     rebuild that fails leaves the warehouse as it was."""
-    scratch.unlink(missing_ok=True)
+    leftovers = (scratch, scratch.with_name(scratch.name + ".wal"))  # of a rebuild that was killed
+    for path in leftovers:
+        path.unlink(missing_ok=True)
     try:
         with connect_warehouse(scratch) as rebuilt:
             load = load_integration(rebuilt, store, integration, max_attribute_columns)
@@ -682,8 +684,8 @@ def rebuild_integration(
         finally:
             _run(db, "DETACH rebuilt")
     finally:
-        scratch.unlink(missing_ok=True)
-        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
+        for path in leftovers:
+            path.unlink(missing_ok=True)
     return load
 
 
