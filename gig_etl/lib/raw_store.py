@@ -155,10 +155,12 @@ def read_raw_batch(batch: RawBatch, columns: list[str] | None = None) -> pa.Tabl
     its file cannot give them."""
     try:
         table = pq.read_table(batch.path, columns=columns)
-    except (OSError, pa.ArrowException) as exc:  # gone, truncated, not Parquet
+        found = [(f.name, f.type) for f in table.schema]
+    # Gone, truncated, not Parquet, or metadata that is not even UTF-8 (ValueError).
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UnreadableBatch(f"raw batch {batch.batch_id} ({batch.path}) cannot be read: {exc}") from exc
     expected = [(f.name, f.type) for f in RAW_MESSAGE_SCHEMA if columns is None or f.name in columns]
-    if [(f.name, f.type) for f in table.schema] != expected:
+    if found != expected:
         raise UnreadableBatch(
             f"raw batch {batch.batch_id} ({batch.path}) does not hold raw messages: columns {table.schema.names}"
         )
