@@ -340,22 +340,8 @@ def _apply_batch(
         pl.lit(name).alias("integration"),
         pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
     ).drop("kafka_ts", "key_text")
-    db.register("new_quarantine", quarantined.to_arrow())
-    # Nothing about an erased customer is kept, bad input included (counted all the
-    # same); raw loses it too (`erase_from_raw`).
-    db.register("erasure_targets", _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [name]).to_arrow())
-    _run(
-        db,
-        "CREATE OR REPLACE TEMP TABLE quarantine_candidates AS SELECT *, value_customer_id(raw_value) AS customer_id, "
-        "about_customers(key, raw_value, value_customer_id(raw_value)) AS about_erased FROM new_quarantine",
-    )
-    _run(db, "INSERT INTO raw_erasure_positions SELECT integration, topic, \"partition\", \"offset\" "
-         "FROM quarantine_candidates WHERE about_erased")
-    _run(
-        db,
-        "INSERT INTO quarantine BY NAME SELECT * EXCLUDE (about_erased) FROM quarantine_candidates "
-        "WHERE NOT about_erased ON CONFLICT DO NOTHING",
-    )
+    if quarantined.height:
+        _quarantine(db, name, quarantined)
 
     counts = LoadCounts(
         rows=rows,
@@ -374,6 +360,29 @@ def _apply_batch(
         [name, batch.batch_id, kind.value, rows, counts.loaded, counts.duplicates, counts.quarantined, counts.erasures],
     )
     return counts
+
+
+def _quarantine(db: duckdb.DuckDBPyConnection, integration: str, quarantined: pl.DataFrame) -> None:
+    """Keeps the batch's bad messages, each with the customer its value names. Nothing
+    about an erased customer is kept, bad input included (counted all the same);
+    raw loses it too (`erase_from_raw`)."""
+    db.register("new_quarantine", quarantined.to_arrow())
+    db.register(
+        "erasure_targets", _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [integration]).to_arrow()
+    )
+    _run(
+        db,
+        "CREATE OR REPLACE TEMP TABLE quarantine_candidates AS "
+        "SELECT *, about_customers(key, raw_value, customer_id) AS about_erased "
+        "FROM (SELECT *, value_customer_id(raw_value) AS customer_id FROM new_quarantine)",
+    )
+    _run(db, 'INSERT INTO raw_erasure_positions SELECT integration, topic, "partition", "offset" '
+         "FROM quarantine_candidates WHERE about_erased")
+    _run(
+        db,
+        "INSERT INTO quarantine BY NAME SELECT * EXCLUDE (about_erased) FROM quarantine_candidates "
+        "WHERE NOT about_erased ON CONFLICT DO NOTHING",
+    )
 
 
 def _keep_first_copy(db: duckdb.DuckDBPyConnection, integration: str, copies: pl.DataFrame) -> None:
@@ -489,7 +498,9 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, c
     places = dict(
         db.execute("SELECT attribute, column_name FROM attribute_catalog WHERE integration = ?", [name]).fetchall()
     )
-    holds = {place: attribute.removeprefix(ATTRIBUTE_PREFIX) for attribute, place in places.items()}
+    holds = {
+        place: attribute.removeprefix(ATTRIBUTE_PREFIX) for attribute, place in places.items() if place != EXTRA_ATTRIBUTES
+    }
     extra = [attribute.removeprefix(ATTRIBUTE_PREFIX) for attribute, place in places.items() if place == EXTRA_ATTRIBUTES]
     profiles = profile_rows(
         state.lazy(), name, integration.identifier, {c: holds[c] for c in columns if c in holds}, extra
