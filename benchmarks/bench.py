@@ -101,18 +101,18 @@ def drain(bootstrap: str, home: str) -> dict:
 
 
 def load(home: str) -> dict:
-    from gig_etl.lib.home import raw_root, warehouse_path
+    from gig_etl.lib.home import raw_root
     from gig_etl.lib.load import load_integration
     from gig_etl.lib.raw_store import RawStore
     from gig_etl.lib.registry import IntegrationRegistry, registry_path
-    from gig_etl.lib.warehouse import connect_warehouse
+    from gig_etl.lib.warehouse import connect_warehouse, embedded_lake
 
     home_path = Path(home)
     registry = IntegrationRegistry(registry_path(home_path))
     registry.create("bench", TENANT, "127.0.0.1:1")
     integration = registry.approve("bench")
     started = time.perf_counter()
-    with connect_warehouse(warehouse_path(home_path)) as db:
+    with connect_warehouse(embedded_lake(home_path)) as db:
         total = load_integration(db, RawStore(raw_root(home_path)), integration).total
         [(events,)] = db.execute("SELECT count(*) FROM events").fetchall()
     elapsed = time.perf_counter() - started

@@ -31,7 +31,7 @@ from gig_etl.lib.registry import (
     RegistryError,
     registry_path,
 )
-from gig_etl.lib.warehouse import WarehouseLocked
+from gig_etl.lib.warehouse import WarehouseNeedsRebuild, WarehouseUnavailable
 from gig_etl.simulate import (
     DEFAULT_DAYS,
     DEFAULT_PARTITIONS,
@@ -85,7 +85,8 @@ def reports_failures(command: Callable) -> Callable:
         except (RegistryError, NotApproved) as exc:
             raise InputError(str(exc)) from exc
         except (
-            KafkaUnavailable, DrainError, BrokerError, CredentialsError, WarehouseLocked, HomeUnwritable, IntegrationBusy
+            KafkaUnavailable, DrainError, BrokerError, CredentialsError, HomeUnwritable, IntegrationBusy,
+            WarehouseNeedsRebuild, WarehouseUnavailable,
         ) as exc:
             raise CliError(str(exc)) from exc
 
@@ -192,21 +193,29 @@ def run(integration: str | None) -> None:
 @reports_failures
 def rebuild(integration: str | None) -> None:
     """Rebuild the warehouse tables from raw Parquet alone, with no broker."""
-    from gig_etl.defs.resources import GigEtlHomeResource
-    from gig_etl.lib.home import warehouse_path
+    from gig_etl.defs.resources import GigEtlHomeResource, WarehouseResource
     from gig_etl.lib.load import rebuild_integration
     from gig_etl.lib.warehouse import connect_warehouse
 
     home = GigEtlHomeResource()
+    warehouse = WarehouseResource()
     known = registry()
-    # Every integration that was ever approved may have raw data.
-    targets = [known.get(integration)] if integration else [i for i in known.list() if i.approved_at]
+    legacy = warehouse.legacy_file()
+    moving = legacy is not None and legacy.exists()
+    # Every integration that was ever approved may have raw data; the move from an
+    # older gig-etl's warehouse file makes the lake of them all.
+    if integration and not moving:
+        targets = [known.get(integration)]
+    else:
+        targets = [i for i in known.list() if i.approved_at]
     store = home.raw_store()
-    warehouse = warehouse_path(home.root())
     for target in targets:
+        scratch = home.root() / "rebuild" / target.name
         # The integration's lock first, then the warehouse, as a run takes them.
-        with home.integration_lock(target.name, "gig-etl rebuild"), connect_warehouse(warehouse) as db:
-            load = rebuild_integration(db, store, target, warehouse.with_name(f"rebuild-{target.name}.duckdb"))
+        with home.integration_lock(target.name, "gig-etl rebuild"), connect_warehouse(
+            warehouse.lake(), warehouse.memory_limit
+        ) as db:
+            load = rebuild_integration(db, store, target, scratch)
         total = load.total
         click.echo(
             f"{target.name}: rebuilt from {total.batches} raw batches: {total.rows:,} read, {total.loaded:,} loaded, "
@@ -214,6 +223,49 @@ def rebuild(integration: str | None) -> None:
         )
         for reason in load.unreadable.values():
             click.echo(f"  warning: {reason}: skipped; the next run reads its messages again from Kafka", err=True)
+    if moving:
+        kept = legacy.with_name(legacy.name + ".before-lake")
+        legacy.rename(kept)
+        legacy.with_name(legacy.name + ".wal").unlink(missing_ok=True)
+        click.echo(f"the warehouse is now the lake {warehouse.describe()}; the old file is kept as {kept} (safe to delete)")
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("--as-of", help="An earlier snapshot: its number, or a time (ISO 8601, UTC), meaning the last snapshot by then.")
+@click.option("--max-rows", type=click.IntRange(min=1), default=40, show_default=True, help="Rows printed at most.")
+@click.option("--attach-sql", is_flag=True, help="Print the SQL that opens the warehouse in any DuckDB 1.5.5 session.")
+@reports_failures
+def sql(query: str | None, as_of: str | None, max_rows: int, attach_sql: bool) -> None:
+    """Query the warehouse read-only and print a table; with no QUERY, an
+    interactive DuckDB shell on it. Never waits for a load, nor makes one wait."""
+    import duckdb
+
+    from gig_etl.analyst import NoSuchSnapshot, attach_statements, open_for_analysis, resolve_snapshot, shell_command
+    from gig_etl.defs.resources import WarehouseResource
+    from gig_etl.lib.warehouse import refuse_legacy
+
+    warehouse = WarehouseResource()
+    lake = warehouse.lake()
+    refuse_legacy(warehouse.legacy_file())
+    try:
+        snapshot = resolve_snapshot(lake, as_of) if as_of else None
+        if attach_sql:
+            click.echo("\n".join(attach_statements(lake, snapshot)))
+            return
+        if query is None:
+            command = shell_command(lake, snapshot)
+            os.execv(command[0], command)
+        with open_for_analysis(lake, snapshot) as db:
+            try:
+                result = db.sql(query)
+            except duckdb.Error as exc:
+                raise InputError(f"the query failed: {(str(exc).strip().splitlines() or [''])[0]}") from exc
+            if result is None:
+                return
+            result.show(max_rows=max_rows)
+    except NoSuchSnapshot as exc:
+        raise InputError(str(exc)) from exc
 
 
 @main.command()

@@ -8,7 +8,7 @@ from typing import Callable
 import duckdb
 
 from gig_etl.broker import EmbeddedBroker
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.load import clear_integration
@@ -19,7 +19,7 @@ from gig_etl.lib.registry import (
     RegistryError,
     registry_path,
 )
-from gig_etl.lib.warehouse import connect_warehouse
+from gig_etl.lib.warehouse import connect_warehouse, embedded_lake, open_lake
 from gig_etl.simulate import generate_traffic, print_progress, produce_traffic
 from gig_etl.tick import outcome_lines, run_tick
 
@@ -43,7 +43,7 @@ def fresh_demo_integration(
             f"use --port {existing.bootstrap_servers.rsplit(':', 1)[1]} or another GIG_ETL_HOME"
         )
     forgotten = RawStore(raw_root(home)).forget_integration(integration)
-    with connect_warehouse(warehouse_path(home)) as db:
+    with connect_warehouse(embedded_lake(home)) as db:
         clear_integration(db, integration)
     if forgotten:
         echo(f"cleared the previous embedded run: {forgotten} raw files and the warehouse rows of {integration!r}")
@@ -93,8 +93,8 @@ def run_demo(
         if not outcome.success:
             raise SystemExit(1)
     echo(f"raw Parquet under {raw_root(home) / integration}; runs in the Dagster UI: make ui")
-    echo(f"warehouse {warehouse_path(home)}:")
-    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
+    echo(f"warehouse: the lake {embedded_lake(home).catalog}:")
+    with open_lake(embedded_lake(home), read_only=True) as db:
         for line in warehouse_summary(db, integration):
             echo("    " + line)
 

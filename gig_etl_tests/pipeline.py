@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.marts.assets import marts_views
@@ -18,8 +17,8 @@ from gig_etl.defs.resources import (
     WarehouseResource,
 )
 from gig_etl.defs.warehouse.assets import WAREHOUSE_TABLES, warehouse_tables
-from gig_etl.lib.home import warehouse_path
 from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path
+from gig_etl.lib.warehouse import embedded_lake, open_lake
 
 ALL_ASSETS = [raw_topics, warehouse_tables, marts_views]
 
@@ -36,7 +35,7 @@ def resources(home: Path, health: HealthResource | None = None, lock_wait_s: flo
         "health": health or HealthResource(),
         "integration_registry": IntegrationRegistryResource(home=str(home)),
         "kafka": KafkaResource(**kafka_settings),
-        "warehouse": WarehouseResource(path=str(warehouse_path(home))),
+        "warehouse": WarehouseResource(catalog=embedded_lake(home).catalog, data_path=embedded_lake(home).data_path),
     }
 
 
@@ -82,7 +81,7 @@ def warehouse_rows(home: Path, integration: str, relations=tuple(WAREHOUSE_TABLE
     """Every row the integration has in each table (or view), in a stable order. The
     profiles' gig_ columns come in name order: a warehouse adds those of new attributes
     in the order it first sees them, which differs with where raw batches begin and end."""
-    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
+    with open_lake(embedded_lake(home), read_only=True) as db:
         db.execute("SET TimeZone = 'UTC'").fetchall()
         rows = {}
         for relation in relations:

@@ -2,14 +2,14 @@
 
 import time
 
-import duckdb
 import pytest
 from click.testing import CliRunner
 
 from gig_etl.cli import main
 from gig_etl.contract import PROFILE_ATTRIBUTES
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.warehouse import embedded_lake, open_lake
 from gig_etl.simulate import generate_traffic, produce_traffic
 from gig_etl_tests.pipeline import failure_text, materialize_integration, register
 
@@ -79,7 +79,7 @@ def test_approval_seeds_the_attribute_catalog_before_any_data(kafka_broker, tena
     register(isolated_home, "fresh", tenant, kafka_broker.bootstrap_servers)  # its topics do not exist yet
     code, out = cli("run", "--integration", "fresh")
     assert code == 0, out
-    with duckdb.connect(str(warehouse_path(isolated_home)), read_only=True) as db:
+    with open_lake(embedded_lake(isolated_home), read_only=True) as db:
         rows = db.execute(
             "SELECT attribute, data_type FROM attribute_catalog WHERE integration = 'fresh' ORDER BY attribute"
         ).fetchall()

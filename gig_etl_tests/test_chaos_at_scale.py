@@ -6,10 +6,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from gig_etl.lib.home import warehouse_path
+from gig_etl.lib.warehouse import embedded_lake, open_lake
 from gig_etl_tests.pipeline import gig_etl_process, register
 
 def gig_etl(home: Path, *args: str) -> str:
@@ -38,7 +37,7 @@ def test_chaos_over_20k_customers_every_message_is_loaded_a_duplicate_or_quarant
     )
     assert produced == read == loaded + duplicates + quarantined
     assert duplicates > 0 and quarantined > 0
-    with duckdb.connect(str(warehouse_path(isolated_home)), read_only=True) as db:
+    with open_lake(embedded_lake(isolated_home), read_only=True) as db:
         [(kept,)] = db.execute("SELECT count(*) FROM quarantine WHERE integration = 'chaotic'").fetchall()
     # Quarantine keeps every bad message, except those of customers erased since.
     assert 0 < kept <= quarantined

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from gig_etl.cli import main
 from gig_etl.defs.raw.assets import raw_topics
 from gig_etl.instance import dagster_instance
-from gig_etl.lib.home import locks_root, raw_root, warehouse_path
+from gig_etl.lib.home import locks_root, raw_root
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.lock import integration_lock
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.warehouse import connect_warehouse
+from gig_etl.lib.warehouse import connect_warehouse, embedded_lake
 from gig_etl.simulate import generate_traffic, produce_traffic
 from gig_etl_tests.pipeline import failure_text, gig_etl_process, materialize_integration, register
 from gig_etl_tests.raw_helpers import raw_messages
@@ -53,7 +53,7 @@ def test_two_runs_of_one_integration_and_one_of_another_at_once(kafka_broker, te
     store = RawStore(raw_root(isolated_home))
     for name in counts:
         assert raw_messages(store, name).select("topic", "partition", "offset").is_unique().all()
-    with connect_warehouse(warehouse_path(isolated_home)) as db:
+    with connect_warehouse(embedded_lake(isolated_home)) as db:
         read = dict(db.execute("SELECT integration, sum(rows) FROM loaded_batches GROUP BY 1").fetchall())
     assert read == counts  # every message read once: the second `left` read nothing twice
 
@@ -62,7 +62,7 @@ def test_listing_integrations_never_waits_on_a_run(isolated_home, kafka_broker, 
     register(isolated_home, "held", tenant, kafka_broker.bootstrap_servers)
     # What a run holds while it loads: the integration's lock and the warehouse's writer lock.
     with integration_lock(locks_root(isolated_home), "held", "a run", wait_s=0), connect_warehouse(
-        warehouse_path(isolated_home)
+        embedded_lake(isolated_home)
     ):
         started = time.monotonic()
         listing = gig_etl(isolated_home, "integrations", "list")

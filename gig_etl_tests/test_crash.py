@@ -13,14 +13,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import registry_path
+from gig_etl.lib.warehouse import embedded_lake, open_lake
 from gig_etl.simulate import generate_traffic, produce_traffic
 from gig_etl_tests.pipeline import materialize_integration, register, warehouse_rows
 from gig_etl_tests.raw_helpers import raw_messages
@@ -128,9 +128,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(kafka_broke
 
 
 def read_by_loads(home: Path, integration: str) -> int:
-    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
+    with open_lake(embedded_lake(home), read_only=True) as db:
         [(rows, accounted)] = db.execute(
-            "SELECT sum(rows), sum(loaded + duplicates + quarantined) FROM loaded_batches WHERE integration = ?",
+            "SELECT sum(rows), sum(loaded + duplicates + quarantined) FROM internal.loaded_batches WHERE integration = ?",
             [integration],
         ).fetchall()
     assert rows == accounted

@@ -5,13 +5,15 @@ import subprocess
 from pathlib import Path
 
 from gig_etl.defs.raw.assets import raw_topics
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.warehouse import embedded_lake, open_lake
 from gig_etl.simulate import generate_traffic, produce_traffic
 from gig_etl_tests.pipeline import gig_etl_process, materialize_integration, register
 
 FILE_SIZE_LIMIT = 1024 * 1024
+LAKE_FILE_SIZE_LIMIT = 256 * 1024
 
 
 def run(home: Path, integration: str, max_file_bytes: int | None = None) -> subprocess.CompletedProcess:
@@ -49,22 +51,27 @@ def test_a_full_disk_fails_the_run_in_one_line_and_advances_no_offset(kafka_brok
     assert f"load: {produced.total:,} read" in retried.stdout
 
 
-def test_a_full_disk_under_the_warehouse_fails_the_load_in_one_line_and_loads_nothing(
+def test_a_full_disk_under_the_warehouse_fails_the_load_in_one_line_and_rolls_back_the_batch_it_was_in(
     kafka_broker, tenant, isolated_home
 ):
     produced = produce_traffic(KafkaConnection(kafka_broker.bootstrap_servers), tenant, generate_traffic(tenant, 300))
     register(isolated_home, "fullwh", tenant, kafka_broker.bootstrap_servers)
     assert materialize_integration(isolated_home, "fullwh", [raw_topics]).success  # raw is in place
 
-    failed = run(isolated_home, "fullwh", max_file_bytes=FILE_SIZE_LIMIT)
+    # The lake writes a file per table per batch, each far below the raw limit.
+    failed = run(isolated_home, "fullwh", max_file_bytes=LAKE_FILE_SIZE_LIMIT)
     assert failed.returncode == 1
     [line] = failed.stderr.strip().splitlines()
-    assert f"failed: integration 'fullwh': cannot write the warehouse {warehouse_path(isolated_home)}: " in line
+    assert f"failed: integration 'fullwh': cannot write the warehouse {embedded_lake(isolated_home).catalog}: " in line
     assert "File too large" in line
 
     retried = run(isolated_home, "fullwh")
     assert retried.returncode == 0, retried.stderr
-    assert f"load: {produced.total:,} read" in retried.stdout  # nothing was half loaded before
+    # Batches that committed before the disk filled stay; the one it failed in
+    # left nothing, and loads now: every message is read exactly once.
+    with open_lake(embedded_lake(isolated_home), read_only=True) as db:
+        [(read,)] = db.execute("SELECT sum(rows) FROM internal.loaded_batches WHERE integration = 'fullwh'").fetchall()
+    assert read == produced.total
 
 
 def test_a_home_whose_raw_folder_cannot_be_created_fails_in_one_line(kafka_broker, tenant, isolated_home):

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib.catalog import dynamic_columns, place_new_attributes
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.identifiers import EXTRA_ATTRIBUTES, UnsafeIdentifier, column_for_attribute, quote_identifier
 from gig_etl.lib.load import load_integration, rebuild_integration
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.warehouse import connect_warehouse, profile_columns
+from gig_etl.lib.warehouse import connect_warehouse, embedded_lake, profile_columns
 from gig_etl_tests.hostile import (
     CRAFTED_NAMES,
     TENANT,
@@ -51,7 +51,7 @@ def _load_hostile(home: Path, profiles: list, events: list, **load_settings):
     batches = []
     for kind, messages in ((TopicKind.PROFILES, profiles), (TopicKind.EVENTS, events)):
         batches.append(store_messages(store, "it", kind, control_messages(kind)[:2] + messages + control_messages(kind)[2:]))
-    with connect_warehouse(warehouse_path(home)) as db:
+    with connect_warehouse(embedded_lake(home)) as db:
         first = load_integration(db, store, integration, **load_settings)
         second = load_integration(db, store, integration, **load_settings)
         yield integration, store, db, batches, first, second
@@ -111,7 +111,7 @@ def _check_invariants(home: Path, db, batches, first, second, sent_names: set[st
     assert list(home.parent.iterdir()) == [home]
     assert not Path("/tmp/gig-etl-hostile-name.csv").exists()
     assert {p.relative_to(home).parts[0] for p in files_under(home)} <= {
-        "raw", "warehouse.duckdb", "warehouse.duckdb.wal", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm",
+        "raw", "lake", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm",
     }
 
 
@@ -289,7 +289,7 @@ def test_an_unreadable_raw_batch_is_put_on_record_and_the_batches_after_it_load(
         broken.write_bytes(b"hello")
     else:
         pq.write_table(pq.read_table(broken).drop_columns(["value"]), broken)
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load = load_integration(db, store, integration)
         assert list(load.unreadable) == [batches[0].batch_id]
         assert sorted(c for (c,) in db.execute("SELECT customer_id FROM profiles").fetchall()) == ["c1", "c2"]
@@ -323,7 +323,7 @@ def test_no_broken_raw_file_stops_the_batches_after_it(damage, at, garbage, whic
             path.unlink()
         else:
             path.write_bytes(b"")
-        with connect_warehouse(warehouse_path(home)) as db:
+        with connect_warehouse(embedded_lake(home)) as db:
             load = load_integration(db, store, integration)
             loaded = {c for (c,) in db.execute("SELECT customer_id FROM profiles").fetchall()}
             # The other batches load; the damaged one loads (a byte Parquet does not
@@ -337,21 +337,21 @@ def test_no_broken_raw_file_stops_the_batches_after_it(damage, at, garbage, whic
 
 def test_a_rebuild_with_an_unreadable_file_keeps_everything_else(tmp_path):
     integration, store, batches = _two_batches_each(tmp_path)
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load_integration(db, store, integration)
     batches[1].path.write_bytes(b"")
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
-        load = rebuild_integration(db, store, integration, tmp_path / "scratch.duckdb")
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
+        load = rebuild_integration(db, store, integration, tmp_path / "scratch")
         assert list(load.unreadable) == [batches[1].batch_id]
         assert sorted(c for (c,) in db.execute("SELECT customer_id FROM profiles").fetchall()) == ["c0", "c2"]
-    assert not (tmp_path / "scratch.duckdb").exists()
+    assert not (tmp_path / "scratch").exists()
 
 
 def test_a_rebuild_that_fails_leaves_the_warehouse_as_it_was(tmp_path, monkeypatch):
     from gig_etl.lib import load as load_module
 
     integration, store, _ = _two_batches_each(tmp_path)
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load_integration(db, store, integration)
         before = db.execute("SELECT * FROM profiles ORDER BY ALL").fetchall()
 
@@ -360,14 +360,14 @@ def test_a_rebuild_that_fails_leaves_the_warehouse_as_it_was(tmp_path, monkeypat
 
         monkeypatch.setattr(load_module, "erase_from_raw", crash)
         with pytest.raises(RuntimeError, match="the rebuild died"):
-            rebuild_integration(db, store, integration, tmp_path / "scratch.duckdb")
+            rebuild_integration(db, store, integration, tmp_path / "scratch")
         assert db.execute("SELECT * FROM profiles ORDER BY ALL").fetchall() == before
         assert db.execute("SELECT count(*) FROM loaded_batches").fetchall()[0][0] == 3
 
 
 def test_an_erasure_that_finds_a_raw_file_gone_records_it_and_goes_on(tmp_path):
     integration, store, batches = _two_batches_each(tmp_path)
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load_integration(db, store, integration)
         batches[2].path.unlink()
         store_messages(store, "it", TopicKind.PROFILES, [(b"c1", None)], first_offset=10)
@@ -394,7 +394,7 @@ def test_erasure_removes_the_person_from_raw_and_the_warehouse_and_nobody_else(t
     ]
     store_messages(store, "it", TopicKind.PROFILES, profiles)
     store_messages(store, "it", TopicKind.PROFILES, [(b"erased", None)], first_offset=10)
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load_integration(db, store, integration)
         assert db.execute("SELECT customer_id FROM profiles ORDER BY 1").fetchall() == [("bystander",)]
         quarantined = db.execute("SELECT key, customer_id FROM quarantine ORDER BY 1").fetchall()
@@ -443,7 +443,7 @@ def test_a_hostile_sample_through_gig_etl_run(kafka_connection, tenant, isolated
     for run in range(2):
         result = CliRunner().invoke(main, ["run", "--integration", "hostile"])
         assert result.exit_code == 0, result.output
-    with connect_warehouse(warehouse_path(isolated_home)) as db:
+    with connect_warehouse(embedded_lake(isolated_home)) as db:
         [(read, loaded, duplicates, quarantined)] = db.execute(
             "SELECT sum(rows), sum(loaded), sum(duplicates), sum(quarantined) FROM loaded_batches"
         ).fetchall()
@@ -491,7 +491,7 @@ def test_an_unreadable_raw_batch_is_drained_again_or_set_aside(kafka_connection,
     assert not check.passed and lost.batch_id in check.description
     [record] = store.unreadable("broken")
     assert record.set_aside and record.batch.batch_id == lost.batch_id
-    with connect_warehouse(warehouse_path(isolated_home)) as db:
+    with connect_warehouse(embedded_lake(isolated_home)) as db:
         [(read, loaded, duplicates, quarantined)] = db.execute(
             "SELECT sum(rows), sum(loaded), sum(duplicates), sum(quarantined) FROM loaded_batches"
         ).fetchall()

@@ -3,15 +3,15 @@ offsets deleted before they were read, messages over 1 MiB, keys that are not UT
 
 from datetime import UTC, datetime
 
-import duckdb
 
 from gig_etl.contract import TopicKind
 from gig_etl.defs.raw.assets import raw_topics
 from gig_etl.defs.resources import KafkaResource
 from gig_etl.lib.drain import PartitionPlan, drain_topics, plan_partitions
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.warehouse import embedded_lake, open_lake
 from gig_etl.simulate import envelope, generate_traffic, message, produce_traffic
 from gig_etl_tests.pipeline import asset_metadata, materialize_integration, register
 from gig_etl_tests.raw_helpers import raw_messages
@@ -95,7 +95,7 @@ def test_a_message_over_1_mib_is_loaded_and_a_key_that_is_not_utf8_is_kept(kafka
     raw = raw_messages(RawStore(raw_root(isolated_home)), "edges")
     assert sorted(raw["key"].to_list()) == sorted([b"900001", b"\xff\xfe900002", b"\xff\xfe"])
     assert max(len(v or b"") for v in raw["value"]) > 1_048_576
-    with duckdb.connect(str(warehouse_path(isolated_home)), read_only=True) as db:
+    with open_lake(embedded_lake(isolated_home), read_only=True) as db:
         assert db.execute(
             "SELECT customer_id, gig_first_name, length(gig_notes) FROM profiles WHERE integration = 'edges' ORDER BY 1"
         ).fetchall() == [("900001", "Big", 800_000)]

@@ -2,10 +2,10 @@ import pytest
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib import load as load_module
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.load import INTEGRATION_TABLES, load_integration
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.warehouse import connect_warehouse
+from gig_etl.lib.warehouse import connect_warehouse, embedded_lake
 from gig_etl.simulate import generate_traffic
 from gig_etl_tests.pipeline import register
 from gig_etl_tests.raw_helpers import store_batch
@@ -17,7 +17,7 @@ def loaded_setup(tmp_path):
     store = RawStore(raw_root(tmp_path))
     messages = list(generate_traffic("acme", 150, seed=2, chaos=0.05))
     store_batch(store, "it", "acme", TopicKind.PROFILES, messages)
-    return integration, store, connect_warehouse(warehouse_path(tmp_path)), messages
+    return integration, store, connect_warehouse(embedded_lake(tmp_path)), messages
 
 
 def everything(db) -> dict:
@@ -59,9 +59,9 @@ def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_l
         store = RawStore(raw_root(home))
         for batch in order:
             store_batch(store, "it", "acme", TopicKind.EVENTS, batch)
-        with connect_warehouse(warehouse_path(home)) as db:
+        with connect_warehouse(embedded_lake(home)) as db:
             load_integration(db, store, integration)
-            tables.append(db.execute('SELECT event_id, "partition", "offset" FROM events').fetchall())
+            tables.append(db.execute('SELECT event_id, kafka_partition, kafka_offset FROM events').fetchall())
     assert tables[0] == tables[1] == [("m-1", original.partition(4), 0)]
 
 
@@ -75,7 +75,7 @@ def test_the_event_catalog_merged_batch_by_batch_is_what_the_events_held_give(tm
     for kind in (TopicKind.EVENTS, TopicKind.PROFILES):
         for start in range(0, len(messages), chunk):
             store_batch(store, "it", "acme", kind, messages[start:start + chunk], first_offset=start)
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load = load_integration(db, store, integration).total
         catalog = db.execute("SELECT * FROM event_catalog ORDER BY ALL").fetchall()
         recounted = db.execute(
@@ -106,7 +106,7 @@ def test_values_at_the_edge_of_the_warehouse_types_load_or_are_quarantined_never
     store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, p["customer_id"], p) for p in profiles])
     event = envelope("acme", "1", "bonus", "2026-11-21 09:00:00Z", {"bonus_id": "b"}, "m-6")
     store_batch(store, "it", "acme", TopicKind.EVENTS, [message(TopicKind.EVENTS, "1", event)])
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load = load_integration(db, store, integration).total
         logins = db.execute("SELECT customer_id, gig_last_login_at, gig_lucky_number FROM profiles ORDER BY ALL").fetchall()
         [(lucky_type,)] = db.execute(
@@ -128,7 +128,7 @@ def test_values_at_the_edge_of_the_warehouse_types_load_or_are_quarantined_never
 
 
 def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the_next_load(tmp_path):
-    from gig_etl.lib.load import load_batch, read_batch
+    from gig_etl.lib.load import Erasures, load_batch, read_batch
     from gig_etl.simulate import envelope, message
     from gig_etl_tests.raw_helpers import raw_messages
 
@@ -136,20 +136,20 @@ def test_an_erasure_interrupted_between_the_warehouse_and_raw_is_finished_by_the
     store = RawStore(raw_root(tmp_path))
     profile = envelope("acme", "7", "profile", "2026-11-20T10:00:00Z", {"first_name": "Ann"})
     late = envelope("acme", "7", "profile", "2026-11-19T10:00:00Z", {"last_name": "Lee"})
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", profile)])
         load_integration(db, store, integration)
         # The tombstone's batch commits in the warehouse, then the process dies
         # before the raw files are rewritten: `load_batch` alone is that state.
         erasure = store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", None)])
-        load_batch(db, integration, read_batch(erasure, "acme"))
+        load_batch(db, store, integration, read_batch(erasure, "acme"), Erasures.of(store, "it"))
         assert raw_messages(store, "it")["value"].is_not_null().sum() == 1
         load_integration(db, store, integration)
         assert raw_messages(store, "it")["value"].to_list() == [None]
 
         # A late message about the erased customer, loaded, then the same crash.
         late_batch = store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "7", late)])
-        load_batch(db, integration, read_batch(late_batch, "acme"))
+        load_batch(db, store, integration, read_batch(late_batch, "acme"), Erasures.of(store, "it"))
         assert raw_messages(store, "it")["value"].is_not_null().sum() == 1
         load_integration(db, store, integration)
         assert raw_messages(store, "it")["value"].to_list() == [None]
@@ -167,7 +167,7 @@ def test_customers_sharing_an_identifier_share_a_profile_whose_channels_take_the
         load_integration(db, store, integration)
         return db.execute("SELECT profile_id, channel, subscribed FROM subscriptions ORDER BY ALL").fetchall()
 
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         assert load("1", 20, {"email": "twin@x.com", "allow_sms": True}) == [("twin@x.com", "sms", True)]
         # An older value from the second customer of the profile does not win...
         assert load("2", 19, {"email": "twin@x.com", "allow_sms": False}) == [("twin@x.com", "sms", True)]
@@ -203,7 +203,7 @@ def test_an_audience_holds_only_profiles_known_to_be_marketable(tmp_path):
     store = RawStore(raw_root(tmp_path))
     sent = [message(TopicKind.PROFILES, c, envelope("acme", c, "profile", "2026-11-20T10:00:00Z", data)) for c, data in profiles.items()]
     store_batch(store, "it", "acme", TopicKind.PROFILES, sent)
-    with connect_warehouse(warehouse_path(tmp_path)) as db:
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
         load_integration(db, store, integration)
         audience = db.execute("SELECT profile_id, channel FROM marketable_profiles ORDER BY ALL").fetchall()
     assert audience == [("excluded_until_past", "email"), ("known", "email")]

@@ -1,108 +1,117 @@
-import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-import duckdb
+import pytest
 
 from gig_etl.contract import TopicKind
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
+from gig_etl.lib.identifiers import is_safe_identifier
 from gig_etl.lib.load import load_integration
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.warehouse import ROW_GROUP_SIZE, connect_warehouse
+from gig_etl.lib.warehouse import (
+    ANALYST_TABLES,
+    WarehouseNeedsRebuild,
+    WarehouseUnavailable,
+    connect_warehouse,
+    embedded_lake,
+    extension_file,
+    legacy_warehouse_file,
+    open_lake,
+)
 from gig_etl.simulate import generate_traffic
 from gig_etl_tests.pipeline import register
 from gig_etl_tests.raw_helpers import store_batch
 
+_LOAD_AND_READ = """
+import sys
+from pathlib import Path
+from gig_etl.lib.warehouse import connect_warehouse, embedded_lake, open_lake
+lake = embedded_lake(Path(sys.argv[1]))
+with connect_warehouse(lake) as db:  # makes the lake: a commit to the catalog
+    pass
+with open_lake(lake, read_only=True) as db:
+    print(db.execute(
+        "SELECT extension_name, install_mode FROM duckdb_extensions() WHERE loaded "
+        "AND extension_name IN ('ducklake', 'sqlite_scanner') ORDER BY 1"
+    ).fetchall())
+    print(db.execute("SELECT current_setting('autoinstall_known_extensions')").fetchall())
+"""
 
-def _rows_per_row_group(db, table: str) -> list[int]:
-    return [
-        rows for (rows,) in db.execute(
-            "SELECT sum(count) FROM pragma_storage_info(?) WHERE column_path = '[0]' GROUP BY row_group_id ORDER BY ALL",
-            [table],
-        ).fetchall()
+
+def test_the_lake_opens_with_extensions_from_their_wheels_and_nothing_downloaded_or_installed(tmp_path):
+    # A fresh HOME and a proxy that refuses everything: an INSTALL from the network,
+    # or one into ~/.duckdb, would fail or leave a trace.
+    home = tmp_path / "user"
+    home.mkdir()
+    env = os.environ | {"HOME": str(home), "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_AND_READ, str(tmp_path / "gig")], env=env, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "[('ducklake', 'NOT_INSTALLED'), ('sqlite_scanner', 'NOT_INSTALLED')]",  # loaded by path, not installed
+        "[(False,)]",
     ]
+    assert not (home / ".duckdb").exists()
+    for name in ("ducklake", "sqlite_scanner", "postgres", "httpfs"):
+        assert extension_file(name).is_file(), name
 
 
-def test_every_connection_writes_small_row_groups_to_the_warehouse_wherever_it_is(tmp_path):
-    # DuckDB keeps the row group size per connection, not in the file: a second
-    # connection writes small row groups too.
-    path = tmp_path / "it's a folder" / "warehouse.duckdb"
-    with connect_warehouse(path) as db:
-        db.execute("CREATE TABLE numbers AS SELECT range AS n FROM range(40_000)").fetchall()
-    with connect_warehouse(path) as db:
-        db.execute("INSERT INTO numbers SELECT range FROM range(40_000)").fetchall()
-        db.execute("CHECKPOINT").fetchall()
-        sizes = _rows_per_row_group(db, "numbers")
-    assert sum(sizes) == 80_000
-    assert max(sizes) <= ROW_GROUP_SIZE < 122_880  # DuckDB's own default
+def _loaded_lake(home: Path):
+    integration = register(home, "it", "acme", "b:1")
+    store = RawStore(raw_root(home))
+    messages = list(generate_traffic("acme", 30, seed=4))
+    for kind in TopicKind:
+        store_batch(store, "it", "acme", kind, [m for m in messages if m.kind is kind])
+    with connect_warehouse(embedded_lake(home)) as db:
+        load_integration(db, store, integration)
+    return embedded_lake(home)
 
 
-def test_a_warehouse_that_kept_seen_message_ids_as_text_still_knows_them(tmp_path):
-    integration = register(tmp_path, "it", "acme", "b:1")
-    store = RawStore(raw_root(tmp_path))
-    messages = [m for m in generate_traffic("acme", 40, seed=3) if m.kind is TopicKind.PROFILES]
-    store_batch(store, "it", "acme", TopicKind.PROFILES, messages)
-    path = warehouse_path(tmp_path)
-    with connect_warehouse(path) as db:
-        first = load_integration(db, store, integration).total
-    # What an older gig-etl left: the same ids, as text.
-    ids = [json.loads(m.value)["message_id"] for m in messages if m.value is not None]
-    with duckdb.connect(str(path)) as db:
-        db.execute("DROP TABLE seen_messages").fetchall()
-        db.execute("CREATE TABLE seen_messages (integration VARCHAR NOT NULL, message_id VARCHAR NOT NULL)").fetchall()
-        db.executemany("INSERT INTO seen_messages VALUES ('it', ?)", [[i] for i in ids])
-
-    store_batch(store, "it", "acme", TopicKind.PROFILES, messages)  # every message again
-    with connect_warehouse(path) as db:
-        again = load_integration(db, store, integration).total
-        columns = db.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'seen_messages'").fetchall()
-    assert columns == [("integration", "VARCHAR"), ("message_hash", "UHUGEINT")]
-    assert first.loaded == len(messages) and again.duplicates == len(ids)
-    assert again.loaded == again.erasures  # tombstones carry no id: applied again, changing nothing
-
-
-def test_a_warehouse_whose_subscriptions_had_a_primary_key_keeps_its_rows_without_it(tmp_path):
-    path = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(path)) as db:  # what an older gig-etl made
-        db.execute(
-            "CREATE TABLE subscriptions (integration VARCHAR NOT NULL, profile_id VARCHAR NOT NULL, "
-            "channel VARCHAR NOT NULL, subscribed BOOLEAN, updated_at TIMESTAMPTZ NOT NULL, "
-            "PRIMARY KEY (integration, profile_id, channel))"
+def test_an_analyst_sees_only_analyst_tables_each_table_and_column_commented_none_needing_quotes(tmp_path):
+    lake = _loaded_lake(tmp_path)
+    with open_lake(lake, read_only=True) as db:
+        shown = {name for (name,) in db.execute("SHOW TABLES").fetchall()}
+        assert shown == {*ANALYST_TABLES, "marketable_profiles", "player_value"}
+        internal = {name for (name,) in db.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = 'internal'"
+        ).fetchall()}
+        assert {"seen_messages", "attribute_state", "loaded_batches"} <= internal
+        uncommented = db.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = 'main' "
+            "AND comment IS NULL UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = 'lake' "
+            "AND schema_name = 'main' AND comment IS NULL"
         ).fetchall()
-        db.execute(
-            "INSERT INTO subscriptions VALUES ('it', 'p1', 'email', true, '2026-11-20 10:00:00+00'), "
-            "('it', 'p1', 'sms', NULL, '2026-11-20 10:00:00+00')"
+        assert uncommented == []
+        columns = db.execute(
+            "SELECT c.table_name, c.column_name, c.comment FROM duckdb_columns() AS c JOIN duckdb_tables() AS t "
+            "USING (database_name, schema_name, table_name) WHERE database_name = 'lake' AND schema_name = 'main'"
         ).fetchall()
-        before = db.execute("SELECT * FROM subscriptions ORDER BY ALL").fetchall()
-    for _ in range(2):  # the second connection finds nothing to upgrade
-        with connect_warehouse(path) as db:
-            keys = db.execute(
-                "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'subscriptions' "
-                "AND constraint_type = 'PRIMARY KEY'"
-            ).fetchall()
-            assert keys == [(0,)]
-            assert db.execute("SELECT * FROM subscriptions ORDER BY ALL").fetchall() == before
-            tables = db.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%before_upgrade'").fetchall()
-            assert tables == []
+        reserved = {w for (w,) in db.execute("SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()}
+        view_columns = {c for (c,) in db.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'lake' AND table_name = 'player_value'"
+        ).fetchall()}
+    assert [(t, c) for t, c, comment in columns if not comment] == []
+    assert any(c == "gig_email" for _, c, _ in columns)
+    for _, column, _ in columns:
+        assert is_safe_identifier(column) and column not in reserved, column
+    for column in view_columns:
+        assert is_safe_identifier(column) and column not in reserved, column
 
 
-def test_an_older_quarantine_learns_the_customer_each_value_names_and_its_catalog_where_values_are(tmp_path):
-    path = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(path)) as db:  # what an older gig-etl made
-        db.execute(
-            'CREATE TABLE quarantine (integration VARCHAR NOT NULL, topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, '
-            '"offset" BIGINT NOT NULL, key BLOB, raw_value BLOB, reason VARCHAR NOT NULL, '
-            'quarantined_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (integration, topic, "partition", "offset"))'
-        ).fetchall()
-        db.execute(
-            "INSERT INTO quarantine VALUES ('it', 't', 0, 0, 'a', '{\"customer_id\": \"b\"}', 'r', now()), "
-            "('it', 't', 0, 1, 'a', '\\xFF'::BLOB, 'r', now())"
-        ).fetchall()
-        db.execute(
-            "CREATE TABLE attribute_catalog (integration VARCHAR NOT NULL, attribute VARCHAR NOT NULL, "
-            "data_type VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (integration, attribute))"
-        ).fetchall()
-        db.execute("INSERT INTO attribute_catalog VALUES ('it', 'gig_new_thing', 'BIGINT', now())").fetchall()
-    with connect_warehouse(path) as db:
-        assert db.execute('SELECT "offset", customer_id FROM quarantine ORDER BY 1').fetchall() == [(0, "b"), (1, None)]
-        assert db.execute("SELECT attribute, column_name FROM attribute_catalog").fetchall() == [
-            ("gig_new_thing", "gig_new_thing")
-        ]
+def test_a_home_with_the_warehouse_file_of_an_older_gig_etl_is_told_to_rebuild_in_one_line(tmp_path):
+    legacy_warehouse_file(tmp_path).write_bytes(b"DUCK" * 100)
+    with pytest.raises(WarehouseNeedsRebuild) as raised:
+        connect_warehouse(embedded_lake(tmp_path), legacy_file=legacy_warehouse_file(tmp_path))
+    assert "\n" not in str(raised.value) and "gig-etl rebuild" in str(raised.value)
+
+
+def test_a_lake_that_cannot_be_opened_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(WarehouseUnavailable) as raised:
+        open_lake(embedded_lake(blocker), read_only=True)
+    assert "cannot open the lake" in str(raised.value) and "\n" not in str(raised.value)

@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -16,9 +15,10 @@ from gig_etl.cli import main
 from gig_etl.contract import PROFILE_ATTRIBUTES, TopicKind
 from gig_etl.defs.marts.assets import VIEWS
 from gig_etl.defs.warehouse.assets import WAREHOUSE_TABLES
-from gig_etl.lib.home import raw_root, warehouse_path
+from gig_etl.lib.home import raw_root
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.raw_store import RawStore
+from gig_etl.lib.warehouse import embedded_lake, open_lake
 from gig_etl.simulate import SimulatedMessage, envelope, message, produce_traffic
 from gig_etl_tests.pipeline import asset_metadata, materialize_integration, register, warehouse_rows
 from gig_etl_tests.raw_helpers import raw_messages
@@ -163,7 +163,7 @@ def snapshot(home, integration: str) -> dict[str, list]:
 
 
 def query(home, sql: str, *params) -> list[tuple]:
-    with duckdb.connect(str(warehouse_path(home)), read_only=True) as db:
+    with open_lake(embedded_lake(home), read_only=True) as db:
         db.execute("SET TimeZone = 'UTC'").fetchall()
         return db.execute(sql, list(params)).fetchall()
 

@@ -6,22 +6,33 @@ never at import.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import dagster as dg
 import duckdb
 from confluent_kafka import Consumer
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from gig_etl.lib.catalog import DEFAULT_MAX_ATTRIBUTE_COLUMNS
 from gig_etl.lib.drain import DrainLimits
-from gig_etl.lib.home import locks_root, raw_root, resolve_home, warehouse_path
+from gig_etl.lib.home import locks_root, raw_root, resolve_home
 from gig_etl.lib.kafka import BULK_READ_SETTINGS, KafkaConnection, open_consumer
 from gig_etl.lib.lock import integration_lock
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
-from gig_etl.lib.warehouse import DEFAULT_MEMORY_LIMIT, connect_warehouse
+from gig_etl.lib.warehouse import (
+    DEFAULT_MEMORY_LIMIT,
+    EXTENSION_SETTINGS,
+    Lake,
+    attach_lake,
+    embedded_lake,
+    legacy_warehouse_file,
+    prepare_for_writing,
+)
 
 
 class GigEtlHomeResource(dg.ConfigurableResource):
@@ -95,27 +106,56 @@ class KafkaResource(dg.ConfigurableResource):
             consumer.close()
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse. DuckDB allows one writing process: a second writer
-    waits for the lock (up to `lock_timeout_s`) instead of failing."""
+LAKE_CATALOG_ENV_VAR = "GIG_ETL_LAKE_CATALOG"
+LAKE_DATA_PATH_ENV_VAR = "GIG_ETL_LAKE_DATA_PATH"
 
-    path: str | None = None  # None: $GIG_ETL_HOME/warehouse.duckdb
-    lock_timeout_s: float = 300.0
+
+class WarehouseResource(DuckDBResource):
+    """The warehouse, a DuckLake: a catalog database plus a data path for its
+    Parquet files. Each connection is dagster-duckdb's, an in-memory DuckDB (its
+    `database`), with the lake attached. By default the lake is embedded in the
+    home: a SQLite catalog and a local folder; a team points `catalog` at Postgres
+    (`postgres:dbname=... host=...`) and `data_path` at object storage."""
+
+    database: str = ":memory:"
+    connection_config: dict[str, Any] = Field(default_factory=lambda: dict(EXTENSION_SETTINGS))
+    catalog: str | None = None  # None: $GIG_ETL_LAKE_CATALOG, else sqlite:$GIG_ETL_HOME/lake/catalog.sqlite
+    data_path: str | None = None  # None: $GIG_ETL_LAKE_DATA_PATH, else $GIG_ETL_HOME/lake/data/
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     # Columns that attributes outside the contract may add to `profiles`; past it,
     # new names keep their values in profiles.extra_attributes.
     max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS
+    # How long an earlier snapshot stays readable (`gig-etl sql --as-of`) before
+    # lake maintenance expires it and deletes the files only it used.
+    snapshot_retention_days: float = 7.0
 
-    def database(self) -> Path:
-        return Path(self.path) if self.path else warehouse_path(resolve_home())
+    def lake(self) -> Lake:
+        catalog = self.catalog or os.environ.get(LAKE_CATALOG_ENV_VAR)
+        data_path = self.data_path or os.environ.get(LAKE_DATA_PATH_ENV_VAR)
+        embedded = embedded_lake(resolve_home())
+        if catalog is None and data_path is None:
+            return embedded
+        return Lake(catalog=catalog or embedded.catalog, data_path=data_path or embedded.data_path)
+
+    def describe(self) -> str:
+        return self.lake().catalog
+
+    def legacy_file(self) -> Path | None:
+        """Where an older gig-etl kept its warehouse: only the embedded lake shares
+        its home with one."""
+        home = resolve_home()
+        return legacy_warehouse_file(home) if self.lake() == embedded_lake(home) else None
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        connection = connect_warehouse(self.database(), self.lock_timeout_s, self.memory_limit)
-        try:
-            yield connection
-        finally:
-            connection.close()
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection that writes the lake, with its schema in place."""
+        with super().get_connection() as connection:
+            try:
+                attach_lake(connection, self.lake(), memory_limit=self.memory_limit)
+                prepare_for_writing(connection, self.legacy_file())
+                yield connection
+            finally:
+                connection.close()
 
 
 class HealthResource(dg.ConfigurableResource):

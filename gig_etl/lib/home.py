@@ -26,10 +26,6 @@ def dagster_home(home: Path) -> Path:
     return home / "dagster"
 
 
-def warehouse_path(home: Path) -> Path:
-    return home / "warehouse.duckdb"
-
-
 def locks_root(home: Path) -> Path:
     return home / "locks"
 

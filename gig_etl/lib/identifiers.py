@@ -46,3 +46,12 @@ def column_for_attribute(name: str) -> str | None:
     if _ATTRIBUTE_NAME.fullmatch(name) is None:
         return None
     return ATTRIBUTE_PREFIX + name
+
+
+def string_literal(text: str) -> str:
+    """`text` as an SQL string literal, for the few statements that take no
+    parameters (ATTACH, LOAD, COMMENT ON) and only ever configuration or text
+    gig-etl writes itself, never a message's content."""
+    if "\x00" in text:
+        raise UnsafeIdentifier("a NUL cannot be in an SQL string")
+    return "'" + text.replace("'", "''") + "'"

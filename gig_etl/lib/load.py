@@ -8,12 +8,16 @@ always loaded + duplicates + quarantined.
 
 from __future__ import annotations
 
+import json
+import random
+import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import polars as pl
@@ -26,6 +30,7 @@ from gig_etl.lib.catalog import (
     known_attribute_catalog,
     place_new_attributes,
 )
+from gig_etl.lib.history import forget_history_of
 from gig_etl.lib.identifiers import ATTRIBUTE_PREFIX, EXTRA_ATTRIBUTES, UnsafeIdentifier, quote_identifier
 from gig_etl.lib.parse import QUARANTINE_SCHEMA, ParsedBatch, parse_raw_batch, scratch_database
 from gig_etl.lib.raw_store import RawBatch, RawStore, UnreadableBatch, read_raw_batch
@@ -40,13 +45,26 @@ from gig_etl.lib.transform import (
     subscription_rows,
     without_erased,
 )
-from gig_etl.lib.warehouse import connect_warehouse, profile_columns, sql_text, sync_profile_columns
+from gig_etl.lib.warehouse import (
+    ANALYST_SCHEMA,
+    ANALYST_TABLES,
+    INTEGRATION_STATE,
+    INTERNAL_SCHEMA,
+    LAKE,
+    Lake,
+    attach_lake,
+    connect_warehouse,
+    profile_columns,
+    sql_text,
+    sync_profile_columns,
+)
+
+# The Kafka position as analysts' tables name it (`partition` and `offset` are
+# SQL keywords); parsing keeps Kafka's names.
+_KAFKA_POSITION = '("partition" AS kafka_partition, "offset" AS kafka_offset)'
 
 # Tables holding an integration's data, cleared by a rebuild.
-INTEGRATION_TABLES = (
-    "profiles", "subscriptions", "events", "event_catalog", "attribute_catalog", "quarantine",
-    "seen_messages", "attribute_state", "erasures", "loaded_batches", "raw_erasure_positions",
-)
+INTEGRATION_TABLES = (*ANALYST_TABLES, *INTEGRATION_STATE)
 
 
 @dataclass
@@ -86,15 +104,19 @@ def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
-def _erased_among(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
-    """Which of `customers` (a customer_id column) were erased."""
-    db.register("customers_to_check", customers.select("customer_id").unique().to_arrow())
-    return _rows(
-        db,
-        "SELECT customer_id FROM erasures WHERE integration = ? "
-        "AND customer_id IN (SELECT customer_id FROM customers_to_check)",
-        [integration],
-    )
+@dataclass
+class Erasures:
+    """The integration's erased customers (a customer_id column), as the raw
+    manifest records them, with those of the batches loaded since."""
+
+    customers: pl.DataFrame
+
+    @classmethod
+    def of(cls, store: RawStore, integration: str) -> Erasures:
+        return cls(pl.DataFrame({"customer_id": store.erased_customers(integration)}, schema={"customer_id": pl.String}))
+
+    def with_tombstones(self, tombstones: pl.DataFrame) -> pl.DataFrame:
+        return pl.concat([self.customers, tombstones.select("customer_id")]).unique()
 
 
 def seed_attribute_catalog(db: duckdb.DuckDBPyConnection, integration: Integration) -> int:
@@ -104,7 +126,8 @@ def seed_attribute_catalog(db: duckdb.DuckDBPyConnection, integration: Integrati
     )
     db.register("catalog_seed", seed.to_arrow())
     [(added,)] = db.execute(
-        "INSERT INTO attribute_catalog BY NAME SELECT * FROM catalog_seed ON CONFLICT DO NOTHING"
+        "INSERT INTO attribute_catalog BY NAME SELECT * FROM catalog_seed AS s WHERE NOT EXISTS ("
+        "SELECT 1 FROM attribute_catalog AS c WHERE c.integration = s.integration AND c.attribute = s.attribute)"
     ).fetchall()
     return added
 
@@ -152,27 +175,63 @@ def _refusal(exc: BaseException) -> str:
 
 
 def load_batch(
-    db: duckdb.DuckDBPyConnection, integration: Integration, read: ReadBatch,
+    db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration, read: ReadBatch, erasures: Erasures,
     max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
 ) -> LoadCounts:
     """Loads one raw batch in one transaction: after a crash the warehouse is as
     before the batch, and the next run loads it again. A batch whose content the
-    warehouse refuses loads without the messages it refuses, which are quarantined."""
+    warehouse refuses loads without the messages it refuses, which are quarantined.
+    Its erasures are put on record in the raw manifest before the commit (on
+    record but not applied, an erasure is applied again: never the other way)."""
     kind = TopicKind(read.batch.topic_kind)
-    parsed = read.parsed
-    if parsed is not None:
+
+    def apply(parsed: ParsedBatch) -> LoadCounts:
+        with _transaction(db):
+            counts = _apply_batch(db, integration, read.batch, kind, read.rows, parsed, erasures, max_attribute_columns)
+            _record_erasures(store, integration.name, parsed, erasures)
+        return counts
+
+    if read.parsed is not None:
         try:
-            with _transaction(db):
-                return _apply_batch(db, integration, read.batch, kind, read.rows, parsed, max_attribute_columns)
+            return _retrying_conflicts(lambda: apply(read.parsed))
         except REFUSED_CONTENT:
             pass
-    parsed = _without_refused(db, integration, read.batch, kind, max_attribute_columns)
-    with _transaction(db):
-        return _apply_batch(db, integration, read.batch, kind, read.rows, parsed, max_attribute_columns)
+    parsed = _without_refused(db, integration, read.batch, kind, erasures, max_attribute_columns)
+    return _retrying_conflicts(lambda: apply(parsed))
+
+
+# Two writers of one lake (integrations loading side by side) may find their
+# commits conflict, or a SQLite catalog locked past its busy timeout: the batch,
+# rolled back whole, is applied again.
+_COMMIT_ATTEMPTS = 5
+
+
+def _retrying_conflicts(apply: Callable[[], LoadCounts]) -> LoadCounts:
+    for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+        try:
+            return apply()
+        except duckdb.TransactionException as exc:
+            message = str(exc).lower()
+            if attempt == _COMMIT_ATTEMPTS or not ("conflict" in message or "locked" in message):
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+    raise AssertionError("unreachable")
+
+
+def _erased_at(parsed: ParsedBatch) -> pl.DataFrame:
+    """The batch's erased customers (customer_id, erased_at: the newest tombstone's time)."""
+    return parsed.tombstones.group_by("customer_id").agg(pl.col("kafka_ts").max().alias("erased_at"))
+
+
+def _record_erasures(store: RawStore, integration: str, parsed: ParsedBatch, erasures: Erasures) -> None:
+    erased = _erased_at(parsed)
+    if erased.height:
+        store.record_erasures(integration, dict(erased.iter_rows()))
+        erasures.customers = erasures.with_tombstones(erased)
 
 
 def _without_refused(
-    db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch, kind: TopicKind,
+    db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch, kind: TopicKind, erasures: Erasures,
     max_attribute_columns: int,
 ) -> ParsedBatch:
     """The batch parsed without the messages the warehouse refuses, which join its
@@ -187,7 +246,7 @@ def _without_refused(
             parsed = parse_raw_batch(part, kind, integration.tenant_id)
             _run(db, "BEGIN TRANSACTION")
             try:
-                _apply_batch(db, integration, batch, kind, part.num_rows, parsed, max_attribute_columns)
+                _apply_batch(db, integration, batch, kind, part.num_rows, parsed, erasures, max_attribute_columns)
             finally:
                 _run(db, "ROLLBACK")
         except REFUSED_CONTENT as exc:
@@ -267,28 +326,35 @@ def read_ahead(batches: list[RawBatch], tenant_id: str) -> Iterator[ReadBatch]:
 
 def _apply_batch(
     db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch, kind: TopicKind, rows: int,
-    parsed: ParsedBatch, max_attribute_columns: int,
+    parsed: ParsedBatch, erasures: Erasures, max_attribute_columns: int,
 ) -> LoadCounts:
     name = integration.name
+    # The snapshot this commit makes says what it was (ducklake_snapshots()).
+    _run(
+        db, f"CALL {LAKE}.set_commit_message('gig-etl', ?, extra_info => ?)",
+        [f"load {name}: raw batch {batch.batch_id}", json.dumps({"integration": name, "batch_id": batch.batch_id})],
+    )
     unique = first_of_each_message(parsed.messages.lazy()).collect()
     db.register("batch_message_ids", unique.select("message_id").to_arrow())
     seen = _rows(
         db,
         "SELECT b.message_id FROM batch_message_ids AS b "
-        "JOIN seen_messages AS s ON s.integration = ? AND s.message_hash = message_id_hash(b.message_id)",
+        "JOIN seen_messages AS s ON s.integration = ? AND s.message_hash_upper = message_hash_upper(b.message_id) "
+        "AND s.message_hash_lower = message_hash_lower(b.message_id)",
         [name],
     )
     new = unique.join(seen, on="message_id", how="anti")
     if kind is TopicKind.EVENTS and seen.height:
         _keep_first_copy(db, name, unique.join(seen, on="message_id"))
     db.register("new_messages", new.select("message_id").to_arrow())
-    _run(db, "INSERT INTO seen_messages SELECT ?, message_id_hash(message_id) FROM new_messages", [name])
+    _run(db, "INSERT INTO seen_messages SELECT ?, message_hash_upper(message_id), message_hash_lower(message_id) FROM new_messages", [name])
 
-    tombstones = parsed.tombstones.group_by("customer_id").agg(pl.col("kafka_ts").max().alias("erased_at"))
+    tombstones = _erased_at(parsed)
     if tombstones.height:
         _recount_event_catalog(db, name, _erase_customers(db, name, tombstones))
+    erased = erasures.with_tombstones(tombstones)
 
-    kept = without_erased(new.lazy(), _erased_among(db, name, new).lazy()).collect()
+    kept = without_erased(new.lazy(), erased.lazy()).collect()
     observations = attribute_observations(kept.lazy(), parsed.fields.lazy(), kind)
 
     new_types = new_attribute_types(observations, name).collect()
@@ -310,10 +376,11 @@ def _apply_batch(
         db.register("new_attribute_types", new_types.to_arrow())
         _run(
             db,
-            "INSERT INTO attribute_catalog BY NAME SELECT * FROM new_attribute_types "
-            "ON CONFLICT (integration, attribute) DO UPDATE SET "
-            "data_type = CASE WHEN attribute_catalog.data_type = excluded.data_type THEN excluded.data_type "
-            "ELSE 'VARCHAR' END, created_at = least(attribute_catalog.created_at, excluded.created_at)",
+            "MERGE INTO attribute_catalog AS c USING new_attribute_types AS n "
+            "ON c.integration = n.integration AND c.attribute = n.attribute "
+            "WHEN MATCHED THEN UPDATE SET data_type = CASE WHEN c.data_type = n.data_type THEN n.data_type "
+            "ELSE 'VARCHAR' END, created_at = least(c.created_at, n.created_at) "
+            "WHEN NOT MATCHED THEN INSERT BY NAME",
         )
         sync_profile_columns(db)
 
@@ -331,7 +398,7 @@ def _apply_batch(
             .collect()
         )
         db.register("new_events", events.to_arrow())
-        _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events")
+        _run(db, f"INSERT INTO events BY NAME SELECT * RENAME {_KAFKA_POSITION} FROM new_events")
         _add_to_event_catalog(db)
 
     # The message's Kafka time (else its batch's): raw content, so a rebuild or a
@@ -341,7 +408,7 @@ def _apply_batch(
         pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
     ).drop("kafka_ts", "key_text")
     if quarantined.height:
-        _quarantine(db, name, quarantined)
+        _quarantine(db, name, quarantined, erased)
 
     counts = LoadCounts(
         rows=rows,
@@ -362,14 +429,14 @@ def _apply_batch(
     return counts
 
 
-def _quarantine(db: duckdb.DuckDBPyConnection, integration: str, quarantined: pl.DataFrame) -> None:
+def _quarantine(
+    db: duckdb.DuckDBPyConnection, integration: str, quarantined: pl.DataFrame, erased: pl.DataFrame
+) -> None:
     """Keeps the batch's bad messages, each with the customer its value names. Nothing
     about an erased customer is kept, bad input included (counted all the same);
     raw loses it too (`erase_from_raw`)."""
     db.register("new_quarantine", quarantined.to_arrow())
-    db.register(
-        "erasure_targets", _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [integration]).to_arrow()
-    )
+    db.register("erasure_targets", erased.to_arrow())
     _run(
         db,
         "CREATE OR REPLACE TEMP TABLE quarantine_candidates AS "
@@ -378,10 +445,13 @@ def _quarantine(db: duckdb.DuckDBPyConnection, integration: str, quarantined: pl
     )
     _run(db, 'INSERT INTO raw_erasure_positions SELECT integration, topic, "partition", "offset" '
          "FROM quarantine_candidates WHERE about_erased")
+    # A message quarantined once stays so: a batch loaded again after a crash finds it there.
     _run(
         db,
-        "INSERT INTO quarantine BY NAME SELECT * EXCLUDE (about_erased) FROM quarantine_candidates "
-        "WHERE NOT about_erased ON CONFLICT DO NOTHING",
+        f"INSERT INTO quarantine BY NAME SELECT * EXCLUDE (about_erased) RENAME {_KAFKA_POSITION} "
+        "FROM quarantine_candidates AS c WHERE NOT about_erased AND NOT EXISTS (SELECT 1 FROM quarantine AS q "
+        'WHERE q.integration = c.integration AND q.topic = c.topic AND q.kafka_partition = c."partition" '
+        'AND q.kafka_offset = c."offset")',
     )
 
 
@@ -392,24 +462,17 @@ def _keep_first_copy(db: duckdb.DuckDBPyConnection, integration: str, copies: pl
     db.register("event_copies", copies.select("message_id", "partition", "offset").to_arrow())
     _run(
         db,
-        'UPDATE events SET "partition" = c."partition", "offset" = c."offset" FROM event_copies AS c '
+        'UPDATE events SET kafka_partition = c."partition", kafka_offset = c."offset" FROM event_copies AS c '
         "WHERE events.integration = ? AND events.event_id = c.message_id "
-        'AND row(c."partition", c."offset") < row(events."partition", events."offset")',
+        'AND row(c."partition", c."offset") < row(events.kafka_partition, events.kafka_offset)',
         [integration],
     )
 
 
 def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones: pl.DataFrame) -> set[str]:
-    """Removes everything held about the customers, and remembers their erasure.
-    Returns the event types of the events it removed."""
-    db.register("erased_customers", tombstones.to_arrow())
-    _run(
-        db,
-        "INSERT INTO erasures (integration, customer_id, erased_at) SELECT ?, customer_id, erased_at FROM erased_customers "
-        "ON CONFLICT (integration, customer_id) DO UPDATE SET "
-        "erased_at = greatest(erasures.erased_at, excluded.erased_at), raw_erased = false",
-        [integration],
-    )
+    """Removes everything held about the customers (their erasure is on record in
+    the raw manifest). Returns the event types of the events it removed."""
+    db.register("erased_customers", tombstones.select("customer_id").to_arrow())
     erased = "(SELECT customer_id FROM erased_customers)"
     erased_types = _rows(
         db, f"SELECT DISTINCT event_type FROM events WHERE integration = ? AND customer_id IN {erased}", [integration]
@@ -422,7 +485,7 @@ def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones
     db.register("erasure_targets", tombstones.select("customer_id").to_arrow())
     about = "integration = ? AND about_customers(key, raw_value, customer_id)"
     _run(
-        db, f'INSERT INTO raw_erasure_positions SELECT integration, topic, "partition", "offset" FROM quarantine WHERE {about}',
+        db, f"INSERT INTO raw_erasure_positions SELECT integration, topic, kafka_partition, kafka_offset FROM quarantine WHERE {about}",
         [integration],
     )
     _run(db, f"DELETE FROM quarantine WHERE {about}", [integration])
@@ -440,13 +503,13 @@ def _add_to_event_catalog(db: duckdb.DuckDBPyConnection) -> None:
     recounting them cost each batch a scan of every event held."""
     _run(
         db,
-        "INSERT INTO event_catalog "
-        "SELECT integration, event_type, any_value(event_name), min(occurred_at), max(occurred_at), count(*) "
-        "FROM new_events GROUP BY integration, event_type "
-        "ON CONFLICT (integration, event_type) DO UPDATE SET "
-        "first_seen_at = least(event_catalog.first_seen_at, excluded.first_seen_at), "
-        "last_seen_at = greatest(event_catalog.last_seen_at, excluded.last_seen_at), "
-        "event_count = event_catalog.event_count + excluded.event_count",
+        "MERGE INTO event_catalog AS c USING ("
+        "SELECT integration, event_type, any_value(event_name) AS event_name, min(occurred_at) AS first_seen_at, "
+        "max(occurred_at) AS last_seen_at, count(*) AS event_count FROM new_events GROUP BY integration, event_type"
+        ") AS n ON c.integration = n.integration AND c.event_type = n.event_type "
+        "WHEN MATCHED THEN UPDATE SET first_seen_at = least(c.first_seen_at, n.first_seen_at), "
+        "last_seen_at = greatest(c.last_seen_at, n.last_seen_at), event_count = c.event_count + n.event_count "
+        "WHEN NOT MATCHED THEN INSERT BY NAME",
     )
 
 
@@ -580,10 +643,12 @@ def load_integration(
     max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
 ) -> IntegrationLoad:
     """Loads every raw batch of the integration not loaded before, oldest first,
-    then takes the erased customers out of raw Parquet too. A batch whose file
-    cannot be read is put on record in the manifest (the next drain reads it again
-    from Kafka) and the batches after it load."""
+    then takes the erased customers out of raw Parquet and out of the lake's
+    history too. A batch whose file cannot be read is put on record in the
+    manifest (the next drain reads it again from Kafka) and the batches after it
+    load."""
     seed_attribute_catalog(db, integration)
+    erasures = Erasures.of(store, integration.name)
     done = loaded_batch_ids(db, integration.name)
     counts = {kind.value: LoadCounts() for kind in TopicKind}
     unreadable = {}
@@ -598,8 +663,12 @@ def load_integration(
         if batch_id in on_record:  # its file came back
             store.readable_again(batch_id)
         kind = read.batch.topic_kind
-        counts[kind] = counts[kind] + load_batch(db, integration, read, max_attribute_columns)
-    return IntegrationLoad(counts, erase_from_raw(db, store, integration.name), unreadable)
+        counts[kind] = counts[kind] + load_batch(db, store, integration, read, erasures, max_attribute_columns)
+    newly_erased = store.erased_customers(integration.name, pending_only=True)
+    raw_files_erased = erase_from_raw(db, store, integration.name)
+    if newly_erased:
+        forget_history_of(db, newly_erased)
+    return IntegrationLoad(counts, raw_files_erased, unreadable)
 
 
 def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: str) -> int:
@@ -611,27 +680,21 @@ def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: 
     every batch, a batch loaded since is cleared of every erased customer. Both
     are marked done only after the files are rewritten, so a crash in between
     means the next run does it again (it is idempotent)."""
-    pending = _rows(
-        db, "SELECT customer_id FROM erasures WHERE integration = ? AND NOT raw_erased", [integration]
-    )["customer_id"].to_list()
+    pending = store.erased_customers(integration, pending_only=True)
     positions = db.sql(
         'SELECT topic, "partition", "offset" FROM raw_erasure_positions WHERE integration = ?', params=[integration]
     ).to_arrow_table()
     # Every batch, those loaded since included: they need no second pass for these.
     rewritten = store.erase_customers(integration, set(pending), positions) if pending else 0
     if pending:
-        db.register("raw_erased_customers", pl.DataFrame({"customer_id": pending}).to_arrow())
-        _run(
-            db, "UPDATE erasures SET raw_erased = true WHERE integration = ? "
-            "AND customer_id IN (SELECT customer_id FROM raw_erased_customers)", [integration],
-        )
+        store.mark_raw_erased(integration, pending)
     unchecked = set(
         _rows(
             db, "SELECT batch_id FROM loaded_batches WHERE integration = ? AND NOT raw_erasures_applied", [integration]
         )["batch_id"]
     )
     if unchecked:
-        erased_earlier = set(erased_customers(db, integration)) - set(pending)
+        erased_earlier = set(store.erased_customers(integration)) - set(pending)
         rewritten += store.erase_customers(integration, erased_earlier, positions, unchecked)
         db.register("raw_checked_batches", pl.DataFrame({"batch_id": sorted(unchecked)}).to_arrow())
         _run(
@@ -664,25 +727,20 @@ def record_compacted(db: duckdb.DuckDBPyConnection, batches: list[RawBatch]) -> 
         )
 
 
-def erased_customers(db: duckdb.DuckDBPyConnection, integration: str) -> list[str]:
-    return _rows(db, "SELECT customer_id FROM erasures WHERE integration = ?", [integration])["customer_id"].to_list()
-
-
 def rebuild_integration(
     db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration, scratch: Path,
     max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
 ) -> IntegrationLoad:
     """The integration's tables again from raw Parquet alone, with no broker. They
-    are built in a warehouse of their own at `scratch` first; only once that load
-    has succeeded do they replace the integration's rows, in one transaction, so a
+    are built in a lake of their own in the folder `scratch` first; only once that
+    load has succeeded do they replace the integration's rows, in one commit, so a
     rebuild that fails leaves the warehouse as it was."""
-    leftovers = (scratch, scratch.with_name(scratch.name + ".wal"))  # of a rebuild that was killed
-    for path in leftovers:
-        path.unlink(missing_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)  # of a rebuild that was killed
+    rebuilt_lake = Lake(catalog=f"sqlite:{scratch / 'catalog.sqlite'}", data_path=f"{scratch / 'data'}/")
     try:
-        with connect_warehouse(scratch) as rebuilt:
+        with connect_warehouse(rebuilt_lake) as rebuilt:
             load = load_integration(rebuilt, store, integration, max_attribute_columns)
-        _run(db, "ATTACH ? AS rebuilt (READ_ONLY)", [str(scratch)])
+        attach_lake(db, rebuilt_lake, read_only=True, alias="rebuilt", use=False)
         try:
             with _transaction(db):
                 for table in INTEGRATION_TABLES:
@@ -691,12 +749,12 @@ def rebuild_integration(
                 for table in ("attribute_catalog", *(t for t in INTEGRATION_TABLES if t != "attribute_catalog")):
                     if table == "profiles":
                         sync_profile_columns(db)
-                    _run(db, f"INSERT INTO {quote_identifier(table)} BY NAME SELECT * FROM rebuilt.{quote_identifier(table)}")
+                    schema = quote_identifier(ANALYST_SCHEMA if table in ANALYST_TABLES else INTERNAL_SCHEMA)
+                    _run(db, f"INSERT INTO {quote_identifier(table)} BY NAME SELECT * FROM rebuilt.{schema}.{quote_identifier(table)}")
         finally:
             _run(db, "DETACH rebuilt")
     finally:
-        for path in leftovers:
-            path.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return load
 
 

@@ -88,6 +88,16 @@ CREATE TABLE IF NOT EXISTS unreadable_batches (
     found_at     TEXT NOT NULL,
     set_aside    INTEGER NOT NULL
 );
+-- Customers erased by a tombstone (which raw keeps too, so that a rebuild erases
+-- again). Here, not in the warehouse: the warehouse keeps nothing of an erased
+-- customer, their id included. raw_erased = 1: every batch rewritten without them.
+CREATE TABLE IF NOT EXISTS erasures (
+    integration  TEXT NOT NULL,
+    customer_id  TEXT NOT NULL,
+    erased_at    TEXT NOT NULL,      -- Kafka time of the newest tombstone
+    raw_erased   INTEGER NOT NULL,
+    PRIMARY KEY (integration, customer_id)
+);
 CREATE TABLE IF NOT EXISTS raw_offsets (
     integration  TEXT NOT NULL,
     topic        TEXT NOT NULL,
@@ -476,6 +486,37 @@ class RawStore:
             batch.path.unlink(missing_ok=True)
         return [b for b, _ in new]
 
+    # -- erasures ------------------------------------------------------------------
+
+    def record_erasures(self, integration: str, erased: dict[str, datetime]) -> None:
+        """Puts customers' erasure on record (customer_id: the tombstone's time). A
+        customer erased again needs raw rewritten again: messages about them may
+        have arrived since."""
+        if not erased:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO erasures VALUES (?, ?, ?, 0) ON CONFLICT (integration, customer_id) "
+                "DO UPDATE SET erased_at = max(erased_at, excluded.erased_at), raw_erased = 0",
+                [(integration, customer, at.isoformat()) for customer, at in sorted(erased.items())],
+            )
+
+    def erased_customers(self, integration: str, pending_only: bool = False) -> list[str]:
+        """The customers erased (with `pending_only`, those raw still holds)."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT customer_id FROM erasures WHERE integration = ? AND (raw_erased = 0 OR ? = 0) ORDER BY 1",
+                (integration, int(pending_only)),
+            ).fetchall()
+        return [customer for (customer,) in rows]
+
+    def mark_raw_erased(self, integration: str, customers: list[str]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE erasures SET raw_erased = 1 WHERE integration = ? AND customer_id = ?",
+                [(integration, customer) for customer in customers],
+            )
+
     def forget_integration(self, integration: str) -> int:
         """Deletes an integration's batches and offsets; returns how many files went."""
         batches = self.batches(integration)
@@ -493,6 +534,7 @@ class RawStore:
             db.execute("DELETE FROM raw_batches WHERE integration = ?", (integration,))
             db.execute("DELETE FROM raw_offsets WHERE integration = ?", (integration,))
             db.execute("DELETE FROM gaps WHERE integration = ?", (integration,))
+            db.execute("DELETE FROM erasures WHERE integration = ?", (integration,))
         for batch in batches:
             batch.path.unlink(missing_ok=True)
         return len(batches)

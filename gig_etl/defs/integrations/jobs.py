@@ -1,10 +1,11 @@
 import dagster as dg
 
-# Partitioned by integration, like every asset it selects. Compaction runs on
-# its own daily schedule, not on every refresh.
+# Partitioned by integration, like every asset it selects. Raw compaction and
+# lake maintenance run on their own daily schedules, not on every refresh.
 refresh_integration_job = dg.define_asset_job(
     "refresh_integration",
-    selection=dg.AssetSelection.groups("raw", "warehouse", "marts") - dg.AssetSelection.assets(["raw", "compacted_days"]),
+    selection=dg.AssetSelection.groups("raw", "warehouse", "marts")
+    - dg.AssetSelection.assets(["raw", "compacted_days"], ["warehouse", "lake_maintenance"]),
     description="Drains one approved integration's topics, loads them into the warehouse and refreshes the marts.",
     # Its steps run one after the other anyway: in the run's own process, with no
     # process started per step (nor the DEBUG lines each such start prints).

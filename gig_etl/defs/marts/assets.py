@@ -9,7 +9,6 @@ from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.resources import IntegrationRegistryResource, WarehouseResource
 from gig_etl.lib.identifiers import quote_identifier
-from gig_etl.lib.warehouse import sql_text
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ VIEWS = {
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            ["marts", name], deps=[["warehouse", t] for t in view.tables], group_name="marts", kinds={"duckdb"},
+            ["marts", name], deps=[["warehouse", t] for t in view.tables], group_name="marts", kinds={"ducklake"},
             description=view.description, owners=OWNERS,
         )
         for name, view in VIEWS.items()
@@ -53,10 +52,10 @@ def marts_views(
     integration_registry: IntegrationRegistryResource,
     warehouse: WarehouseResource,
 ):
-    """Re-creates the views (their SQL may have changed) and counts each integration's rows."""
+    """Counts each integration's rows in the views (the lake keeps their SQL, made
+    with its schema)."""
     integration = approved_integration(context, integration_registry)
-    with warehouse.connect() as db:
-        db.execute(sql_text("views.sql")).fetchall()
+    with warehouse.get_connection() as db:
         for name, view in VIEWS.items():
             counted = view.one_row_per or name
             [(rows,)] = db.execute(

@@ -42,7 +42,7 @@ def raw_compacted_days(
     store = gig_etl_home.raw_store()
     today = datetime.now(UTC).date().isoformat()
     compacted_days, files_before, files_after = [], 0, 0
-    with gig_etl_home.integration_lock(integration.name, f"compaction, run {context.run.run_id}"), warehouse.connect() as db:
+    with gig_etl_home.integration_lock(integration.name, f"compaction, run {context.run.run_id}"), warehouse.get_connection() as db:
         loaded = loaded_batch_ids(db, integration.name)
         for day, batches in sorted(store.compaction_candidates(integration.name, before_day=today).items()):
             if any(b.batch_id not in loaded for b in batches):

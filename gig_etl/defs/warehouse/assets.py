@@ -1,4 +1,4 @@
-"""Warehouse layer: the DuckDB tables analysts query, loaded from raw Parquet."""
+"""Warehouse layer: the lake's tables analysts query, loaded from raw Parquet."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +30,7 @@ from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.load import load_integration
 from gig_etl.lib.lock import IntegrationBusy
-from gig_etl.lib.warehouse import WarehouseLocked
+from gig_etl.lib.warehouse import WarehouseNeedsRebuild, WarehouseUnavailable
 
 # The tables one load writes, in one transaction per raw batch.
 WAREHOUSE_TABLES = {
@@ -69,7 +69,7 @@ WAREHOUSE_CHECKS = [
             ["warehouse", table],
             deps=[raw_asset_key(kind) for kind in TopicKind],
             group_name="warehouse",
-            kinds={"duckdb", "polars"},
+            kinds={"ducklake", "polars"},
             description=f"Table `{table}`. {description}",
             owners=OWNERS,
         )
@@ -93,7 +93,7 @@ def warehouse_tables(
     erasures applied, bad input quarantined."""
     integration = approved_integration(context, integration_registry)
     try:
-        with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.connect() as db:
+        with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.get_connection() as db:
             load = load_integration(db, gig_etl_home.raw_store(), integration, warehouse.max_attribute_columns)
             table_rows = {
                 table: db.execute(
@@ -120,11 +120,11 @@ def warehouse_tables(
                     [integration.name, integration.name],
                 ).fetchall()
             ]
-    except (HomeUnwritable, IntegrationBusy, WarehouseLocked) as exc:
+    except (HomeUnwritable, IntegrationBusy, WarehouseNeedsRebuild, WarehouseUnavailable) as exc:
         raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
     except (duckdb.IOException, duckdb.TransactionException) as exc:  # disk full, unwritable: the batch rolled back
         raise dg.Failure(
-            description=f"integration {integration.name!r}: cannot write the warehouse {warehouse.database()}: {exc}"
+            description=f"integration {integration.name!r}: cannot write the warehouse {warehouse.describe()}: {exc}"
         ) from exc
     for batch_id, reason in load.unreadable.items():
         context.log.warning(f"{reason}: skipped; the next drain reads its messages again from Kafka")

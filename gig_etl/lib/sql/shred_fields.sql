@@ -4,13 +4,19 @@
 -- name occurs more than once in the object (bad input: which value counts?;
 -- such an object's entries have no type nor value),
 -- and for a timestamp field the instant its text names.
-WITH objects AS (
+WITH parsed_objects AS (
     SELECT "partition", "offset", data,
         -- One parse of `data` for all its entries (a lookup per name parses it
-        -- again per name). A MAP cannot hold a name twice: NULL then.
+        -- again per name).
         TRY(json_transform(data, '"MAP(VARCHAR, JSON)"')) AS entries
     FROM shredded
     WHERE data_type = 'OBJECT'
+), objects AS (
+    -- DuckDB builds the MAP of an object with a name twice, and fails only when
+    -- it is kept: such an object has no entries (NULL).
+    SELECT "partition", "offset", data,
+        CASE WHEN len(list_distinct(map_keys(entries))) = len(map_keys(entries)) THEN entries END AS entries
+    FROM parsed_objects
 ), distinct_names AS (
     SELECT "partition", "offset",
         unnest(map_keys(entries)) AS field, unnest(map_values(entries)) AS entry

@@ -1,36 +1,37 @@
--- Views for analysts. Run after `profiles` exists.
+-- Views for analysts, in `main` with their tables. Names are qualified: a view
+-- is read through connections whose search path is not gig-etl's.
 
 -- Profiles that may receive marketing on a channel. Responsible gambling comes
 -- first: a profile is here only when it is known not to be blocked, not to be
 -- self-excluded (GiG sent self_excluded_until: empty, or past) and not to be a
 -- test account, and is subscribed to the channel. A status GiG never sent, or
 -- whose message was quarantined, is unknown, and keeps the profile out.
-CREATE OR REPLACE VIEW marketable_profiles AS
+CREATE OR REPLACE VIEW main.marketable_profiles AS
 SELECT s.integration, s.profile_id, s.channel
-FROM subscriptions AS s
-JOIN profiles AS p USING (integration, profile_id)
+FROM main.subscriptions AS s
+JOIN main.profiles AS p USING (integration, profile_id)
 WHERE s.subscribed
   AND p.gig_is_blocked IS FALSE
   AND p.gig_is_test_account IS FALSE
   AND (
     p.gig_self_excluded_until <= now()
     OR (p.gig_self_excluded_until IS NULL AND EXISTS (
-        SELECT 1 FROM attribute_state AS a
+        SELECT 1 FROM internal.attribute_state AS a
         WHERE a.integration = p.integration AND a.customer_id = p.customer_id AND a.attribute = 'self_excluded_until'
     ))
   );
 
 -- Per profile: approved deposits and withdrawals over 7, 30 and 90 days, each
 -- payment once, at its newest status; net deposit, last deposit, last activity.
-CREATE OR REPLACE VIEW player_value AS
+CREATE OR REPLACE VIEW main.player_value AS
 WITH payments AS (
     SELECT
         integration, customer_id, event_type,
         properties->>'payment_id' AS payment_id,
-        last(properties->>'status' ORDER BY occurred_at, "partition", "offset") AS status,
-        last(TRY_CAST(properties->>'amount' AS DECIMAL(18,4)) ORDER BY occurred_at, "partition", "offset") AS amount,
+        last(properties->>'status' ORDER BY occurred_at, kafka_partition, kafka_offset) AS status,
+        last(TRY_CAST(properties->>'amount' AS DECIMAL(18,4)) ORDER BY occurred_at, kafka_partition, kafka_offset) AS amount,
         min(occurred_at) AS made_at
-    FROM events
+    FROM main.events
     WHERE event_type IN ('payment_deposit', 'payment_withdrawal')
     GROUP BY ALL
 ), approved AS (
@@ -56,7 +57,7 @@ WITH payments AS (
     FROM approved
     GROUP BY ALL
 ), activity AS (
-    SELECT integration, customer_id, max(occurred_at) AS last_activity_at FROM events GROUP BY ALL
+    SELECT integration, customer_id, max(occurred_at) AS last_activity_at FROM main.events GROUP BY ALL
 )
 SELECT
     p.integration, p.profile_id, p.customer_id,
@@ -71,6 +72,6 @@ SELECT
     a.last_activity_at,
     p.gig_casino_lifetime_win AS casino_lifetime_win,
     p.gig_sports_lifetime_win AS sports_lifetime_win
-FROM profiles AS p
+FROM main.profiles AS p
 LEFT JOIN per_customer AS c USING (integration, customer_id)
 LEFT JOIN activity AS a USING (integration, customer_id);

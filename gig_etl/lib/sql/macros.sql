@@ -1,0 +1,8 @@
+-- The connection's macros (temporary: a lake keeps data, and every writing
+-- connection makes these). The erasure rule's are in erasure.sql.
+
+-- How seen_messages keeps a message_id (see its comment in schema.sql): the two
+-- halves of its 128-bit MD5. Not one UHUGEINT: a lake's Parquet files keep
+-- 128-bit integers only approximately, and then no id is ever found again.
+CREATE OR REPLACE TEMP MACRO message_hash_upper(message_id) AS md5_number_upper(message_id);
+CREATE OR REPLACE TEMP MACRO message_hash_lower(message_id) AS md5_number_lower(message_id);
