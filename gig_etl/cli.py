@@ -38,8 +38,7 @@ from gig_etl.simulate import (
     FIRST_CUSTOMER_ID,
     TrafficSummary,
     generate_traffic,
-    print_progress,
-    produce_traffic,
+    produce_with_progress,
 )
 
 DEMO_TENANT = "demo-casino"
@@ -158,7 +157,7 @@ def simulate_traffic(
     first_customer_id: int = FIRST_CUSTOMER_ID,
 ) -> TrafficSummary:
     messages = generate_traffic(tenant, customers, seed, chaos, now, days, first_customer_id)
-    return produce_traffic(connection, tenant, messages, partitions, progress=print_progress)
+    return produce_with_progress(connection, tenant, messages, customers, partitions)
 
 
 @main.command()
@@ -196,6 +195,7 @@ def rebuild(integration: str | None) -> None:
     from gig_etl.defs.resources import GigEtlHomeResource, WarehouseResource
     from gig_etl.lib.load import rebuild_integration
     from gig_etl.lib.warehouse import connect_warehouse
+    from gig_etl.progress import ProgressBar
 
     home = GigEtlHomeResource()
     warehouse = WarehouseResource()
@@ -214,8 +214,13 @@ def rebuild(integration: str | None) -> None:
         # The integration's lock first, then the warehouse, as a run takes them.
         with home.integration_lock(target.name, "gig-etl rebuild"), connect_warehouse(
             warehouse.lake(), warehouse.memory_limit
-        ) as db:
-            load = rebuild_integration(db, store, target, scratch)
+        ) as db, ProgressBar(f"rebuilding {target.name}", 1) as bar:
+
+            def batch_done(done: int, of: int) -> None:
+                bar.total = max(of, 1)
+                bar.update(done, f"{done} of {of} raw batches")
+
+            load = rebuild_integration(db, store, target, scratch, on_batch=batch_done)
         total = load.total
         click.echo(
             f"{target.name}: rebuilt from {total.batches} raw batches: {total.rows:,} read, {total.loaded:,} loaded, "

@@ -20,7 +20,7 @@ from gig_etl.lib.registry import (
     registry_path,
 )
 from gig_etl.lib.warehouse import connect_warehouse, embedded_lake, open_lake
-from gig_etl.simulate import generate_traffic, print_progress, produce_traffic
+from gig_etl.simulate import generate_traffic, produce_with_progress
 from gig_etl.tick import outcome_lines, run_tick
 
 
@@ -77,11 +77,9 @@ def run_demo(
     with EmbeddedBroker(port) as broker:
         echo(f"1/4 embedded broker on {broker.bootstrap_servers}")
         echo(f"2/4 simulating {customers:,} customers of tenant {tenant!r} (seed {seed}, chaos {chaos})")
-        summary = produce_traffic(
-            KafkaConnection(broker.bootstrap_servers),
-            tenant,
-            generate_traffic(tenant, customers, seed=seed, chaos=chaos),
-            progress=print_progress,
+        summary = produce_with_progress(
+            KafkaConnection(broker.bootstrap_servers), tenant,
+            generate_traffic(tenant, customers, seed=seed, chaos=chaos), customers,
         )
         echo("    " + summary.report().replace("\n", "\n    "))
         echo("3/4 the integration")
@@ -115,12 +113,11 @@ def warehouse_summary(db: duckdb.DuckDBPyConnection, integration: str) -> list[s
         [integration],
     ).fetchall()
     lines.append("most frequent events: " + ", ".join(f"{name} {count:,}" for name, count in top))
-    # Group reasons by their wording, the quoted values masked.
     reasons = db.execute(
-        "SELECT regexp_replace(reason, $$'[^']*'$$, '…', 'g') AS kind, count(*) FROM quarantine "
-        "WHERE integration = ? GROUP BY kind ORDER BY count(*) DESC, kind LIMIT 4",
+        "SELECT reason_code, count(*), any_value(reason ORDER BY kafka_partition, kafka_offset) FROM quarantine "
+        "WHERE integration = ? GROUP BY reason_code ORDER BY count(*) DESC, reason_code LIMIT 4",
         [integration],
     ).fetchall()
-    lines.append("quarantine, top reasons:")
-    lines += [f"  {count:>6,}  {kind}" for kind, count in reasons]
+    lines.append("quarantine, top reasons (code, messages, an example):")
+    lines += [f"  {code:<18} {count:>6,}  {example[:70]}" for code, count, example in reasons]
     return lines

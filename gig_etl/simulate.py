@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import threading
 import uuid
 import zlib
@@ -30,6 +29,7 @@ from gig_etl.contract import (
     tenant_topics,
 )
 from gig_etl.lib.kafka import KafkaConnection, KafkaUnavailable, ensure_topics
+from gig_etl.progress import ProgressBar
 
 DEFAULT_DAYS = 90  # simulated lives begin in the days before `now`
 DEFAULT_PARTITIONS = 4
@@ -684,6 +684,16 @@ def trickle(
     return produced
 
 
-def print_progress(summary: TrafficSummary) -> None:
-    print(f"  ... {summary.total:,} messages, {summary.customers:,} customers", file=sys.stderr, flush=True)
+def produce_with_progress(
+    connection: KafkaConnection, tenant: str, messages: Iterable[SimulatedMessage], customers: int,
+    partitions: int = DEFAULT_PARTITIONS,
+) -> TrafficSummary:
+    """`produce_traffic` with a progress bar over the customers, on a terminal."""
+    with ProgressBar(f"producing gig.{tenant}.*", customers) as bar:
+        summary = produce_traffic(
+            connection, tenant, messages, partitions, progress_every=5_000,
+            progress=lambda summary: bar.update(summary.customers, f"{summary.total:,} messages"),
+        )
+        bar.update(bar.total, f"{summary.total:,} messages")
+    return summary
 

@@ -141,11 +141,15 @@ def outcome_lines(outcome: RunOutcome) -> list[str]:
                 )
         elif "dagster/row_count" in meta:  # a table or a view
             lines.append(f"  {asset}: {meta['dagster/row_count']:,} rows")
-            if "read" in meta:  # the load's accounting, the same on each of its tables
+            if asset == "warehouse/quarantine":  # loaded from both topics: its accounting is the run's
                 load = meta
     if load is not None:
         lines.append(
             f"  load: {load['read']:,} read = {load['loaded']:,} loaded + {load['duplicates']:,} duplicates "
             f"+ {load['quarantined']:,} quarantined; {load['erasures']:,} erasures"
         )
+        if load.get("quarantine_erased"):
+            lines.append(
+                f"  quarantine: {load['quarantine_erased']:,} messages about erased customers not kept (erased with them)"
+            )
     return lines

@@ -15,7 +15,7 @@ def test_the_code_location_loads():
 
 def test_every_asset_has_a_group_kinds_an_owner_and_a_description():
     specs = list(defs.resolve_all_asset_specs())
-    assert {spec.group_name for spec in specs} == {"raw", "warehouse", "marts"}
+    assert {spec.group_name for spec in specs} == {"raw", "warehouse", "marts", "maintenance"}
     for spec in specs:
         assert spec.kinds and spec.description and spec.owners, spec.key
 
@@ -31,10 +31,16 @@ def test_every_job_sensor_schedule_and_check_has_a_description():
         assert check.description, check.key
 
 
-def test_the_refresh_job_drains_loads_and_refreshes_the_marts_but_does_not_compact():
+def test_the_refresh_job_drains_loads_and_refreshes_the_marts_but_neither_compacts_nor_maintains_the_lake():
     keys = {k.to_user_string() for k in defs.resolve_job_def("refresh_integration").asset_layer.selected_asset_keys}
     assert {"raw/events", "warehouse/profiles", "marts/player_value"} <= keys
-    assert "raw/compacted_days" not in keys
+    assert "raw/compacted_days" not in keys and "warehouse/lake_maintenance" not in keys
+    assert defs.resolve_schedule_def("lake_maintenance_schedule").job_name == "maintain_lake"
+
+
+def test_every_warehouse_table_has_a_freshness_policy():
+    tables = [s for s in defs.resolve_all_asset_specs() if s.group_name == "warehouse"]
+    assert tables and all(s.freshness_policy is not None for s in tables)
 
 
 def test_the_compaction_schedule_compacts_each_approved_integration(tmp_path):

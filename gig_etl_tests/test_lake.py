@@ -173,16 +173,6 @@ def test_gig_etl_sql_prints_a_query_now_or_as_of_an_earlier_snapshot_and_refuses
     assert str(now) in shell.stdout
 
 
-def test_maintenance_runs_on_its_own_schedule_never_in_a_refresh():
-    from gig_etl.definitions import defs
-    from gig_etl.defs.warehouse.maintenance import MAINTENANCE_KEY
-
-    refresh = defs.resolve_job_def("refresh_integration")
-    assert MAINTENANCE_KEY not in refresh.asset_layer.selected_asset_keys
-    assert dg.AssetKey(["warehouse", "events"]) in refresh.asset_layer.selected_asset_keys
-    assert defs.resolve_schedule_def("lake_maintenance_schedule").job_name == "maintain_lake"
-
-
 def test_maintenance_merges_small_files_expires_old_snapshots_and_keeps_the_data(tmp_path):
     integration = register(tmp_path, "it", "acme", "b:1")
     store = RawStore(raw_root(tmp_path))

@@ -207,3 +207,34 @@ def test_an_audience_holds_only_profiles_known_to_be_marketable(tmp_path):
         load_integration(db, store, integration)
         audience = db.execute("SELECT profile_id, channel FROM marketable_profiles ORDER BY ALL").fetchall()
     assert audience == [("excluded_until_past", "email"), ("known", "email")]
+
+
+def test_player_value_never_adds_money_across_currencies(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from gig_etl.contract import PROFILE_MESSAGE_TYPE
+    from gig_etl.simulate import envelope, format_timestamp, message
+
+    integration = register(tmp_path, "it", "acme", "b:1")
+    store = RawStore(raw_root(tmp_path))
+    day_ago = format_timestamp(datetime.now(UTC) - timedelta(days=1))
+
+    def deposit(customer: str, payment: str, amount: float, currency: str):
+        data = {"payment_id": payment, "amount": amount, "currency": currency, "payment_method": "card", "status": "approved"}
+        return message(TopicKind.EVENTS, customer, envelope("acme", customer, "payment_deposit", day_ago, data))
+
+    profiles = [
+        message(TopicKind.PROFILES, c, envelope("acme", c, PROFILE_MESSAGE_TYPE, day_ago, {"currency": currency}))
+        for c, currency in (("1", "EUR"), ("2", "NOK"))
+    ]
+    store_batch(store, "it", "acme", TopicKind.PROFILES, profiles)
+    store_batch(store, "it", "acme", TopicKind.EVENTS,
+                [deposit("1", "p1", 100, "EUR"), deposit("1", "p2", 50, "BRL"), deposit("1", "p3", 25, "EUR")])
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
+        load_integration(db, store, integration)
+        rows = db.execute(
+            "SELECT profile_id, currency, deposits_7d, deposit_amount_7d, net_deposit FROM player_value ORDER BY ALL"
+        ).fetchall()
+    assert [(p, c, n, float(a), float(net)) for p, c, n, a, net in rows] == [
+        ("1", "BRL", 1, 50.0, 50.0), ("1", "EUR", 2, 125.0, 125.0), ("2", "NOK", 0, 0.0, 0.0),
+    ]

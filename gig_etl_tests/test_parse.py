@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from gig_etl.contract import TopicKind
-from gig_etl.lib.parse import parse_raw_batch
+from gig_etl.lib.parse import QuarantineReason, parse_raw_batch
 from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA
 
 
@@ -76,6 +76,24 @@ def test_each_kind_of_bad_input_is_quarantined_with_its_reason(value, kind, reas
     assert parsed.messages.height == 0
     assert parsed.quarantined["reason"].to_list() == [reason]
     assert parsed.quarantined["raw_value"].to_list() == [value]
+    [code] = parsed.quarantined["reason_code"].to_list()
+    assert code in set(QuarantineReason)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "code"),
+    [
+        (b"\xff", TopicKind.PROFILES, QuarantineReason.NOT_TEXT),
+        (b"[1]", TopicKind.PROFILES, QuarantineReason.NOT_AN_OBJECT),
+        (env(tenant_id="other"), TopicKind.PROFILES, QuarantineReason.WRONG_TENANT),
+        (env(occurred_at="2026-11-20T10:00:00"), TopicKind.PROFILES, QuarantineReason.TIME_WITHOUT_ZONE),
+        (env(data={"vip_level": "high"}), TopicKind.PROFILES, QuarantineReason.BAD_VALUE),
+        (env(data={"deposit_count": 2**63}), TopicKind.PROFILES, QuarantineReason.OUT_OF_RANGE),
+        (env(type="payment_deposit", data={"status": "lost"}), TopicKind.EVENTS, QuarantineReason.BAD_VALUE),
+    ],
+)
+def test_a_reason_comes_with_one_of_a_few_codes_to_count_by(value, kind, code):
+    assert parse_raw_batch(raw_batch(value), kind, "acme").quarantined["reason_code"].to_list() == [code.value]
 
 
 def test_valid_messages_keep_nulls_unknown_fields_and_times_in_utc():

@@ -112,6 +112,16 @@ def test_a_home_with_the_warehouse_file_of_an_older_gig_etl_is_told_to_rebuild_i
 def test_a_lake_that_cannot_be_opened_is_one_clear_error(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    with pytest.raises(WarehouseUnavailable) as raised:
-        open_lake(embedded_lake(blocker), read_only=True)
-    assert "cannot open the lake" in str(raised.value) and "\n" not in str(raised.value)
+    with pytest.raises(WarehouseUnavailable) as unmade:  # where a folder must be, a file
+        connect_warehouse(embedded_lake(blocker))
+    with pytest.raises(WarehouseUnavailable) as absent:  # read before the first run made it
+        open_lake(embedded_lake(tmp_path / "fresh"), read_only=True)
+    with pytest.raises(WarehouseUnavailable) as broken:  # a catalog that is no DuckLake
+        (tmp_path / "broken" / "lake").mkdir(parents=True)
+        (tmp_path / "broken" / "lake" / "catalog.sqlite").write_bytes(b"not a database" * 100)
+        open_lake(embedded_lake(tmp_path / "broken"), read_only=True)
+    assert "cannot make the lake's folder" in str(unmade.value)
+    assert "there is no lake at" in str(absent.value) and "yet" in str(absent.value)
+    assert "cannot open the lake" in str(broken.value)
+    for raised in (unmade, absent, broken):
+        assert "\n" not in str(raised.value)

@@ -17,6 +17,7 @@ from gig_etl.defs.marts.assets import VIEWS
 from gig_etl.defs.warehouse.assets import WAREHOUSE_TABLES
 from gig_etl.lib.home import raw_root
 from gig_etl.lib.kafka import KafkaConnection
+from gig_etl.lib.parse import QuarantineReason
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.warehouse import embedded_lake, open_lake
 from gig_etl.simulate import SimulatedMessage, envelope, message, produce_traffic
@@ -155,7 +156,7 @@ def second_run(s: Scenario, sent: dict[str, dict]) -> None:
 def run(home, integration: str) -> dict:
     result = materialize_integration(home, integration)
     assert result.success
-    return asset_metadata(result)["profiles"]
+    return asset_metadata(result)
 
 
 def snapshot(home, integration: str) -> dict[str, list]:
@@ -193,13 +194,36 @@ def scenario(kafka_broker, tmp_path_factory):
 
 def test_every_message_is_accounted_for(scenario):
     first, second = scenario["first"], scenario["second"]
-    one, two = scenario["runs"]["first"]["scn"], scenario["runs"]["second"]["scn"]
+    # quarantine is loaded from both topics: its accounting is the run's.
+    one, two = scenario["runs"]["first"]["scn"]["quarantine"], scenario["runs"]["second"]["scn"]["quarantine"]
     assert (one["read"], one["quarantined"], one["duplicates"]) == (len(first.messages), len(first.bad), 0)
     assert one["loaded"] == len(first.messages) - len(first.bad)
     assert one["erasures"] == 1
     assert (two["read"], two["duplicates"], two["quarantined"]) == (len(second.messages), 2, 1)
     assert two["loaded"] == len(second.messages) - 3
     assert two["erased_messages"] == 1  # the late event about the erased customer
+    # Counted by reason code, and what an erasure took out of quarantine is said.
+    for run in (one, two):
+        assert sum(record.data["messages"] for record in run["quarantined_by_reason"].records) == run["quarantined"]
+        assert all(record.data["reason_code"] in set(QuarantineReason) for record in run["quarantined_by_reason"].records)
+    # What quarantine lacks of what was quarantined is what the runs said was erased.
+    [(held,)] = query(scenario["home"], "SELECT count(*) FROM quarantine WHERE integration = 'scn'")
+    erased = one["quarantine_erased"] + two["quarantine_erased"]
+    assert erased > 0 and held == one["quarantined"] + two["quarantined"] - erased
+
+
+def test_each_tables_metadata_has_its_own_topics_counts_and_its_columns(scenario):
+    tables = scenario["runs"]["first"]["scn"]
+    first = scenario["first"]
+    profiles_topic = sum(1 for m in first.messages if m.kind is TopicKind.PROFILES)
+    assert tables["profiles"]["read"] == tables["subscriptions"]["read"] == profiles_topic
+    assert tables["events"]["read"] == len(first.messages) - profiles_topic
+    assert tables["quarantine"]["read"] == len(first.messages)
+    columns = {c.name: c for c in tables["profiles"]["dagster/column_schema"].columns}
+    assert columns["gig_email"].type == "VARCHAR" and "email" in columns["gig_email"].description
+    assert columns["profile_id"].description
+    assert isinstance(tables["events"]["newest_occurred_at"], float)  # a Dagster timestamp, which the UI plots
+    assert isinstance(tables["events"]["newest_event_age_hours"], float)
 
 
 def test_profiles(scenario):
@@ -288,6 +312,8 @@ def test_attribute_catalog_has_the_contract_and_the_new_attributes(scenario):
 def test_quarantine_keeps_each_bad_message_untouched_with_its_reason(scenario):
     rows = query(scenario["home"], "SELECT raw_value, reason FROM quarantine WHERE integration = 'scn'")
     assert sorted(rows, key=repr) == sorted(scenario["first"].bad, key=repr)
+    codes = query(scenario["home"], "SELECT DISTINCT reason_code FROM quarantine WHERE integration = 'scn'")
+    assert codes and all(code in set(QuarantineReason) for (code,) in codes)
 
 
 def test_player_value(scenario):
@@ -326,7 +352,7 @@ def test_erasure_removes_the_customer_everywhere_raw_included(scenario):
 def test_a_third_run_changes_nothing_and_rebuild_gives_the_same_tables(scenario):
     home = scenario["home"]
     before = snapshot(home, "scn")
-    third = run(home, "scn")
+    third = run(home, "scn")["quarantine"]
     assert (third["read"], third["loaded"]) == (0, 0)
     assert snapshot(home, "scn") == before
 
@@ -347,7 +373,7 @@ def test_the_readme_queries_answer_on_the_scenario(scenario):
     assert len(queries) == 5
     audience, by_country, consent, volume, excluded = (query(scenario["home"], q) for q in queries)
     assert audience == []  # 200001 deposited 3 days ago; nobody else deposited
-    assert by_country == [("MT", 1, Decimal("100.0000"))]
+    assert by_country == [("MT", "EUR", 1, Decimal("100.0000"))]
     assert consent == [("email", 4, 100.0), ("sms", 1, 100.0)]
     def day(moment: datetime) -> datetime:
         return moment.replace(hour=0, minute=0, second=0)

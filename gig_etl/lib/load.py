@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -32,7 +33,7 @@ from gig_etl.lib.catalog import (
 )
 from gig_etl.lib.history import forget_history_of
 from gig_etl.lib.identifiers import ATTRIBUTE_PREFIX, EXTRA_ATTRIBUTES, UnsafeIdentifier, quote_identifier
-from gig_etl.lib.parse import QUARANTINE_SCHEMA, ParsedBatch, parse_raw_batch, scratch_database
+from gig_etl.lib.parse import QUARANTINE_SCHEMA, ParsedBatch, QuarantineReason, parse_raw_batch, scratch_database
 from gig_etl.lib.raw_store import RawBatch, RawStore, UnreadableBatch, read_raw_batch
 from gig_etl.lib.registry import Integration
 from gig_etl.lib.transform import (
@@ -75,10 +76,18 @@ class LoadCounts:
     quarantined: int = 0
     erasures: int = 0  # tombstones applied (part of loaded)
     erased_messages: int = 0  # messages about erased customers, dropped (part of loaded)
+    # Quarantined messages about erased customers, not kept in `quarantine` (part
+    # of quarantined), and those an erasure took out of it.
+    quarantine_erased: int = 0
     batches: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)  # QuarantineReason: messages
 
     def __add__(self, other: LoadCounts) -> LoadCounts:
-        return LoadCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return LoadCounts(*(
+            dict(Counter(getattr(self, f.name)) + Counter(getattr(other, f.name))) if f.name == "quarantined_by_reason"
+            else getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(self)
+        ))
 
 
 def _rows(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> pl.DataFrame:
@@ -294,6 +303,7 @@ def _quarantine_rows(raw: pa.Table, reasons: dict[int, str]) -> pl.DataFrame:
             "key": keys,
             "key_text": [_utf8_or_none(k) for k in keys],
             "raw_value": part["value"].to_pylist(),
+            "reason_code": [QuarantineReason.REFUSED.value] * len(rows),
             "reason": [reasons[i] for i in rows],
         },
         schema=QUARANTINE_SCHEMA,
@@ -350,8 +360,10 @@ def _apply_batch(
     _run(db, "INSERT INTO seen_messages SELECT ?, message_hash_upper(message_id), message_hash_lower(message_id) FROM new_messages", [name])
 
     tombstones = _erased_at(parsed)
+    quarantine_erased = 0
     if tombstones.height:
-        _recount_event_catalog(db, name, _erase_customers(db, name, tombstones))
+        event_types, quarantine_erased = _erase_customers(db, name, tombstones)
+        _recount_event_catalog(db, name, event_types)
     erased = erasures.with_tombstones(tombstones)
 
     kept = without_erased(new.lazy(), erased.lazy()).collect()
@@ -408,7 +420,7 @@ def _apply_batch(
         pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
     ).drop("kafka_ts", "key_text")
     if quarantined.height:
-        _quarantine(db, name, quarantined, erased)
+        quarantine_erased += _quarantine(db, name, quarantined, erased)
 
     counts = LoadCounts(
         rows=rows,
@@ -417,7 +429,9 @@ def _apply_batch(
         quarantined=parsed.quarantined.height,
         erasures=parsed.tombstones.height,
         erased_messages=new.height - kept.height,
+        quarantine_erased=quarantine_erased,
         batches=1,
+        quarantined_by_reason=dict(parsed.quarantined["reason_code"].value_counts().iter_rows()),
     )
     assert counts.loaded + counts.duplicates + counts.quarantined == rows, counts
     _run(
@@ -431,10 +445,10 @@ def _apply_batch(
 
 def _quarantine(
     db: duckdb.DuckDBPyConnection, integration: str, quarantined: pl.DataFrame, erased: pl.DataFrame
-) -> None:
+) -> int:
     """Keeps the batch's bad messages, each with the customer its value names. Nothing
     about an erased customer is kept, bad input included (counted all the same);
-    raw loses it too (`erase_from_raw`)."""
+    raw loses it too (`erase_from_raw`). Returns how many were not kept so."""
     db.register("new_quarantine", quarantined.to_arrow())
     db.register("erasure_targets", erased.to_arrow())
     _run(
@@ -443,8 +457,10 @@ def _quarantine(
         "SELECT *, about_customers(key, raw_value, customer_id) AS about_erased "
         "FROM (SELECT *, value_customer_id(raw_value) AS customer_id FROM new_quarantine)",
     )
-    _run(db, 'INSERT INTO raw_erasure_positions SELECT integration, topic, "partition", "offset" '
-         "FROM quarantine_candidates WHERE about_erased")
+    [(about_erased,)] = db.execute(
+        'INSERT INTO raw_erasure_positions SELECT integration, topic, "partition", "offset" '
+        "FROM quarantine_candidates WHERE about_erased"
+    ).fetchall()
     # A message quarantined once stays so: a batch loaded again after a crash finds it there.
     _run(
         db,
@@ -453,6 +469,7 @@ def _quarantine(
         'WHERE q.integration = c.integration AND q.topic = c.topic AND q.kafka_partition = c."partition" '
         'AND q.kafka_offset = c."offset")',
     )
+    return about_erased
 
 
 def _keep_first_copy(db: duckdb.DuckDBPyConnection, integration: str, copies: pl.DataFrame) -> None:
@@ -469,9 +486,12 @@ def _keep_first_copy(db: duckdb.DuckDBPyConnection, integration: str, copies: pl
     )
 
 
-def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones: pl.DataFrame) -> set[str]:
+def _erase_customers(
+    db: duckdb.DuckDBPyConnection, integration: str, tombstones: pl.DataFrame
+) -> tuple[set[str], int]:
     """Removes everything held about the customers (their erasure is on record in
-    the raw manifest). Returns the event types of the events it removed."""
+    the raw manifest). Returns the event types of the events it removed, and how
+    many quarantined messages."""
     db.register("erased_customers", tombstones.select("customer_id").to_arrow())
     erased = "(SELECT customer_id FROM erased_customers)"
     erased_types = _rows(
@@ -488,8 +508,8 @@ def _erase_customers(db: duckdb.DuckDBPyConnection, integration: str, tombstones
         db, f"INSERT INTO raw_erasure_positions SELECT integration, topic, kafka_partition, kafka_offset FROM quarantine WHERE {about}",
         [integration],
     )
-    _run(db, f"DELETE FROM quarantine WHERE {about}", [integration])
-    return set(erased_types["event_type"])
+    [(removed,)] = db.execute(f"DELETE FROM quarantine WHERE {about}", [integration]).fetchall()
+    return set(erased_types["event_type"]), removed
 
 
 # The event catalog is a function of `events`: per type, the first and last
@@ -641,12 +661,13 @@ class IntegrationLoad:
 def load_integration(
     db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration,
     max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> IntegrationLoad:
     """Loads every raw batch of the integration not loaded before, oldest first,
     then takes the erased customers out of raw Parquet and out of the lake's
     history too. A batch whose file cannot be read is put on record in the
     manifest (the next drain reads it again from Kafka) and the batches after it
-    load."""
+    load. `on_batch(done, of)` hears of each batch done, for a progress bar."""
     seed_attribute_catalog(db, integration)
     erasures = Erasures.of(store, integration.name)
     done = loaded_batch_ids(db, integration.name)
@@ -654,7 +675,9 @@ def load_integration(
     unreadable = {}
     on_record = {r.batch.batch_id for r in store.unreadable(integration.name)}
     pending = [batch for batch in store.batches(integration.name) if batch.batch_id not in done]
-    for read in read_ahead(pending, integration.tenant_id):
+    for done, read in enumerate(read_ahead(pending, integration.tenant_id), start=1):
+        if on_batch is not None:
+            on_batch(done - 1, len(pending))
         batch_id = read.batch.batch_id
         if read.unreadable is not None:
             store.record_unreadable(batch_id, read.unreadable)
@@ -664,6 +687,8 @@ def load_integration(
             store.readable_again(batch_id)
         kind = read.batch.topic_kind
         counts[kind] = counts[kind] + load_batch(db, store, integration, read, erasures, max_attribute_columns)
+    if on_batch is not None:
+        on_batch(len(pending), len(pending))
     newly_erased = store.erased_customers(integration.name, pending_only=True)
     raw_files_erased = erase_from_raw(db, store, integration.name)
     if newly_erased:
@@ -729,7 +754,7 @@ def record_compacted(db: duckdb.DuckDBPyConnection, batches: list[RawBatch]) -> 
 
 def rebuild_integration(
     db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration, scratch: Path,
-    max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
+    max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS, on_batch: Callable[[int, int], None] | None = None,
 ) -> IntegrationLoad:
     """The integration's tables again from raw Parquet alone, with no broker. They
     are built in a lake of their own in the folder `scratch` first; only once that
@@ -739,7 +764,7 @@ def rebuild_integration(
     rebuilt_lake = Lake(catalog=f"sqlite:{scratch / 'catalog.sqlite'}", data_path=f"{scratch / 'data'}/")
     try:
         with connect_warehouse(rebuilt_lake) as rebuilt:
-            load = load_integration(rebuilt, store, integration, max_attribute_columns)
+            load = load_integration(rebuilt, store, integration, max_attribute_columns, on_batch)
         attach_lake(db, rebuilt_lake, read_only=True, alias="rebuilt", use=False)
         try:
             with _transaction(db):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import duckdb
 import polars as pl
@@ -80,7 +81,8 @@ QUARANTINE_SCHEMA = pl.Schema(
         "key": pl.Binary,
         "key_text": pl.String,  # the key as UTF-8, null when it is not
         "raw_value": pl.Binary,
-        "reason": pl.String,
+        "reason_code": pl.String,  # a QuarantineReason
+        "reason": pl.String,  # the detail, the bad value included
     }
 )
 FIELD_SCHEMA = pl.Schema(
@@ -92,6 +94,38 @@ _SHREDDED_FIELD_SCHEMA = pl.Schema({**FIELD_SCHEMA, "repeated": pl.Boolean, "ins
 # Every field the contract types: profile attributes, then event fields.
 _FIELD_SPECS = (*PROFILE_ATTRIBUTES.values(), *EVENT_FIELDS.values())
 _TIMESTAMP_FIELDS = [spec.name for spec in _FIELD_SPECS if spec.type is AttributeType.TIMESTAMP]
+
+
+class QuarantineReason(StrEnum):
+    """Why a message was quarantined: a small fixed set, to count by (the
+    reason's text beside it names the field and the value)."""
+
+    NOT_TEXT = "not_text"  # the value is not UTF-8
+    NOT_AN_OBJECT = "not_an_object"  # not JSON, or JSON but not an object
+    NULL_EVENT = "null_event"  # a tombstone on the events topic
+    BAD_TOMBSTONE_KEY = "bad_tombstone_key"
+    ENVELOPE_FIELD = "envelope_field"  # an envelope field missing or of the wrong JSON type
+    SCHEMA_VERSION = "schema_version"
+    WRONG_TENANT = "wrong_tenant"
+    BLANK_ID = "blank_id"  # message_id or customer_id empty
+    KEY_MISMATCH = "key_mismatch"  # customer_id is not the Kafka key
+    TIME_WITHOUT_ZONE = "time_without_zone"
+    BAD_TIME = "bad_time"  # not RFC 3339, or outside the years 1 to 9999
+    WRONG_TYPE = "wrong_type"  # a message type on the wrong topic, or blank
+    REPEATED_FIELD = "repeated_field"
+    BAD_DATA = "bad_data"  # data that is no object of distinct fields
+    BAD_VALUE = "bad_value"  # a value of the wrong type or outside its allowed values
+    OUT_OF_RANGE = "out_of_range"  # a value its column cannot hold
+    REFUSED = "refused"  # the warehouse refused it (load.REFUSED_CONTENT)
+
+
+def _problem(code: QuarantineReason, detail: pl.Expr | str) -> pl.Expr:
+    """A quarantine reason: its code and its detail, as one struct."""
+    detail = pl.lit(detail) if isinstance(detail, str) else detail
+    return pl.struct(pl.lit(code.value).alias("reason_code"), detail.alias("reason"))
+
+
+_NO_PROBLEM = pl.lit(None, pl.Struct({"reason_code": pl.String, "reason": pl.String}))
 
 
 @dataclass(frozen=True)
@@ -129,55 +163,66 @@ def shred(raw: pa.Table, scratch: duckdb.DuckDBPyConnection | None = None) -> tu
     return pl.from_arrow(shredded), pl.from_arrow(fields).cast(_SHREDDED_FIELD_SCHEMA)
 
 
+_R = QuarantineReason
+
+
 def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
     """The first thing wrong with a message's envelope, or null if nothing is."""
     if kind is TopicKind.PROFILES:
         # A tombstone's key is all it says: the customer to erase.
         key_text = pl.col("key_text")
         expr = pl.when(pl.col("is_null") & (key_text.is_null() | (key_text == ""))).then(
-            pl.lit("tombstone key is not a UTF-8 customer id")
-        ).when(pl.col("is_null")).then(pl.lit(None, pl.String))
+            _problem(_R.BAD_TOMBSTONE_KEY, "tombstone key is not a UTF-8 customer id")
+        ).when(pl.col("is_null")).then(_NO_PROBLEM)
     else:
-        expr = pl.when(pl.col("is_null")).then(pl.lit("null value on the events topic"))
-    expr = expr.when(~pl.col("is_text")).then(pl.lit("value is not UTF-8 text"))
-    expr = expr.when(~pl.col("is_object")).then(pl.lit("value is not a JSON object"))
+        expr = pl.when(pl.col("is_null")).then(_problem(_R.NULL_EVENT, "null value on the events topic"))
+    expr = expr.when(~pl.col("is_text")).then(_problem(_R.NOT_TEXT, "value is not UTF-8 text"))
+    expr = expr.when(~pl.col("is_object")).then(_problem(_R.NOT_AN_OBJECT, "value is not a JSON object"))
     for field, types in _ENVELOPE_TYPES.items():
         json_type = pl.col(f"{field}_type")
-        expr = expr.when(json_type.is_null()).then(pl.lit(f"envelope field {field} is missing"))
-        expr = expr.when(~json_type.is_in(types)).then(
-            pl.format(f"envelope field {field} is {{}}, not {types[0].lower()}", json_type.str.to_lowercase())
-        )
+        expr = expr.when(json_type.is_null()).then(_problem(_R.ENVELOPE_FIELD, f"envelope field {field} is missing"))
+        expr = expr.when(~json_type.is_in(types)).then(_problem(
+            _R.ENVELOPE_FIELD,
+            pl.format(f"envelope field {field} is {{}}, not {types[0].lower()}", json_type.str.to_lowercase()),
+        ))
     expr = expr.when(pl.col("schema_version") != str(SCHEMA_VERSION)).then(
-        pl.format("unsupported schema_version {}", pl.col("schema_version"))
+        _problem(_R.SCHEMA_VERSION, pl.format("unsupported schema_version {}", pl.col("schema_version")))
     )
-    expr = expr.when(pl.col("tenant_id") != tenant_id).then(
-        pl.format(f"tenant_id '{{}}' differs from the integration tenant '{tenant_id}'", pl.col("tenant_id"))
-    )
+    expr = expr.when(pl.col("tenant_id") != tenant_id).then(_problem(
+        _R.WRONG_TENANT,
+        pl.format(f"tenant_id '{{}}' differs from the integration tenant '{tenant_id}'", pl.col("tenant_id")),
+    ))
     for field in ("message_id", "customer_id"):
-        expr = expr.when(pl.col(field).str.strip_chars().str.len_chars() == 0).then(pl.lit(f"{field} is empty or blank"))
+        expr = expr.when(pl.col(field).str.strip_chars().str.len_chars() == 0).then(
+            _problem(_R.BLANK_ID, f"{field} is empty or blank")
+        )
     # The key decides the partition and what an erasure removes: a message must be
     # about the customer it is keyed by (a key that is not UTF-8 is no customer id).
     expr = expr.when(pl.col("customer_id").ne_missing(pl.col("key_text"))).then(
-        pl.lit("customer_id differs from the message key")
+        _problem(_R.KEY_MISMATCH, "customer_id differs from the message key")
     )
     occurred = pl.col("occurred_at_text")
     expr = expr.when(occurred.str.contains(_RFC3339_LOCAL + "$")).then(
-        pl.format("occurred_at '{}' has no zone offset", occurred)
+        _problem(_R.TIME_WITHOUT_ZONE, pl.format("occurred_at '{}' has no zone offset", occurred))
     )
     expr = expr.when(~occurred.str.contains(_RFC3339) | pl.col("occurred_at").is_null()).then(
-        pl.format("occurred_at '{}' is not an RFC 3339 time", occurred)
+        _problem(_R.BAD_TIME, pl.format("occurred_at '{}' is not an RFC 3339 time", occurred))
     )
     expr = expr.when(~_instant_held("occurred_at")).then(
-        pl.format("occurred_at '{}' is outside the years 1 to 9999 (UTC)", occurred)
+        _problem(_R.BAD_TIME, pl.format("occurred_at '{}' is outside the years 1 to 9999 (UTC)", occurred))
     )
     if kind is TopicKind.PROFILES:
         expr = expr.when(pl.col("type") != PROFILE_MESSAGE_TYPE).then(
-            pl.format("type '{}' on the profiles topic", pl.col("type"))
+            _problem(_R.WRONG_TYPE, pl.format("type '{}' on the profiles topic", pl.col("type")))
         )
     else:
-        expr = expr.when(pl.col("type") == PROFILE_MESSAGE_TYPE).then(pl.lit("type 'profile' on the events topic"))
-        expr = expr.when(pl.col("type").str.strip_chars().str.len_chars() == 0).then(pl.lit("type is empty or blank"))
-    return expr.otherwise(None)
+        expr = expr.when(pl.col("type") == PROFILE_MESSAGE_TYPE).then(
+            _problem(_R.WRONG_TYPE, "type 'profile' on the events topic")
+        )
+        expr = expr.when(pl.col("type").str.strip_chars().str.len_chars() == 0).then(
+            _problem(_R.WRONG_TYPE, "type is empty or blank")
+        )
+    return expr.otherwise(_NO_PROBLEM)
 
 
 def _instant_held(column: str) -> pl.Expr:
@@ -255,10 +300,16 @@ def field_problems(fields: pl.LazyFrame) -> pl.LazyFrame:
     """Per (partition, offset), the first field whose name is repeated or whose value
     does not fit its declared type or its warehouse column."""
     problem = (
-        pl.when(pl.col("repeated")).then(pl.format("data has the field {} more than once", "field"))
-        .when(pl.col("json_type").is_null()).then(pl.lit("data cannot be read as an object of distinct fields"))
-        .when(~pl.col("fits")).then(pl.format("{} '{}' is not {}", "field", "value", "expected"))
-        .otherwise(pl.format("{} '{}' is out of range for {}", "field", "value", "column_type"))
+        pl.when(pl.col("repeated")).then(
+            _problem(_R.REPEATED_FIELD, pl.format("data has the field {} more than once", "field"))
+        )
+        .when(pl.col("json_type").is_null()).then(
+            _problem(_R.BAD_DATA, "data cannot be read as an object of distinct fields")
+        )
+        .when(~pl.col("fits")).then(_problem(_R.BAD_VALUE, pl.format("{} '{}' is not {}", "field", "value", "expected")))
+        .otherwise(
+            _problem(_R.OUT_OF_RANGE, pl.format("{} '{}' is out of range for {}", "field", "value", "column_type"))
+        )
     )
     return (
         fields.join(_field_rules().lazy(), on="field", how="left")
@@ -275,9 +326,9 @@ def parse_raw_batch(
     shredded, fields = shred(raw, scratch)
     checked = (
         shredded.lazy()
-        .with_columns(reason=envelope_problem(kind, tenant_id))
+        .with_columns(problem=envelope_problem(kind, tenant_id))
         .join(field_problems(fields.lazy()), on=["partition", "offset"], how="left")
-        .with_columns(reason=pl.coalesce("reason", "field_problem"))
+        .with_columns(pl.coalesce("problem", "field_problem").struct.unnest())
         .collect()
     )
     valid = checked.filter(pl.col("reason").is_null() & ~pl.col("is_null"))
@@ -286,7 +337,7 @@ def parse_raw_batch(
         pl.col("key_text").alias("customer_id"), "kafka_ts", "partition", "offset"
     )
     quarantined = checked.filter(pl.col("reason").is_not_null()).select(
-        "topic", "partition", "offset", "kafka_ts", "key_text", "reason"
+        "topic", "partition", "offset", "kafka_ts", "key_text", "reason_code", "reason"
     )
     if quarantined.height:
         # (partition, offset) is unique in a raw batch, which holds one topic.

@@ -32,7 +32,7 @@ DEFAULT_MEMORY_LIMIT = "256MB"
 
 # Bumped whenever schema.sql, views.sql or comments.sql change what a lake holds:
 # a lake made at another version has them applied again, in one commit.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 _MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
 
@@ -147,7 +147,10 @@ def attach_lake(
         raise ValueError(f"memory limit {memory_limit!r} is not a size such as 256MB or 2GB")
     if not read_only:
         for folder in lake.local_folders():
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WarehouseUnavailable(f"cannot make the lake's folder {folder}: {exc.strerror or exc}") from exc
     elif lake.catalog.startswith("sqlite:") and not Path(lake.catalog.removeprefix("sqlite:")).exists():
         raise WarehouseUnavailable(f"there is no lake at {lake.catalog} yet: the first run (or `make demo`) makes it")
     for setting, value in EXTENSION_SETTINGS.items():

@@ -1,11 +1,10 @@
 import dagster as dg
 
 # Partitioned by integration, like every asset it selects. Raw compaction and
-# lake maintenance run on their own daily schedules, not on every refresh.
+# lake maintenance (the maintenance group) run on daily schedules of their own.
 refresh_integration_job = dg.define_asset_job(
     "refresh_integration",
-    selection=dg.AssetSelection.groups("raw", "warehouse", "marts")
-    - dg.AssetSelection.assets(["raw", "compacted_days"], ["warehouse", "lake_maintenance"]),
+    selection=dg.AssetSelection.groups("raw", "warehouse", "marts"),
     description="Drains one approved integration's topics, loads them into the warehouse and refreshes the marts.",
     # Its steps run one after the other anyway: in the run's own process, with no
     # process started per step (nor the DEBUG lines each such start prints).

@@ -28,7 +28,7 @@ from gig_etl.lib.health import (
 )
 from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.identifiers import quote_identifier
-from gig_etl.lib.load import load_integration
+from gig_etl.lib.load import LoadCounts, load_integration
 from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.warehouse import WarehouseNeedsRebuild, WarehouseUnavailable
 
@@ -44,6 +44,17 @@ WAREHOUSE_TABLES = {
     "on, new ones as they first arrive.",
     "quarantine": "Messages that could not be loaded, byte for byte, with the reason.",
 }
+
+# The topic each table is loaded from: its materialisation carries that topic's
+# counts (quarantine: both topics').
+TABLE_TOPICS = {
+    "profiles": [TopicKind.PROFILES], "subscriptions": [TopicKind.PROFILES], "attribute_catalog": [TopicKind.PROFILES],
+    "events": [TopicKind.EVENTS], "event_catalog": [TopicKind.EVENTS], "quarantine": list(TopicKind),
+}
+
+# A refresh runs every 5 minutes: a table not refreshed for half an hour is
+# behind, for two hours stale.
+WAREHOUSE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2), warn_window=timedelta(minutes=30))
 
 # (table, check, severity, what it checks)
 WAREHOUSE_CHECKS = [
@@ -63,6 +74,42 @@ WAREHOUSE_CHECKS = [
 ]
 
 
+def load_metadata(counts: LoadCounts) -> dict[str, dg.MetadataValue | int]:
+    """A load's accounting, for one topic or both: read = loaded + duplicates + quarantined."""
+    return {
+        "read": counts.rows,
+        "loaded": counts.loaded,
+        "duplicates": counts.duplicates,
+        "quarantined": counts.quarantined,
+        "erasures": counts.erasures,
+        "erased_messages": counts.erased_messages,
+        "quarantine_erased": counts.quarantine_erased,
+        "raw_batches_loaded": counts.batches,
+        "quarantined_by_reason": dg.MetadataValue.table(
+            records=[
+                dg.TableRecord({"reason_code": code, "messages": count})
+                for code, count in sorted(counts.quarantined_by_reason.items(), key=lambda item: (-item[1], item[0]))
+            ],
+            schema=dg.TableSchema(columns=[dg.TableColumn("reason_code", "string"), dg.TableColumn("messages", "int")]),
+        ),
+    }
+
+
+def column_schemas(db: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, dg.TableSchema]:
+    """Each analyst table's columns, types and comments, for Dagster's catalog."""
+    rows = db.execute(
+        "SELECT table_name, column_name, data_type, comment, is_nullable FROM duckdb_columns() "
+        "WHERE database_name = 'lake' AND schema_name = 'main' AND list_contains(?, table_name) ORDER BY column_index",
+        [tables],
+    ).fetchall()
+    columns: dict[str, list[dg.TableColumn]] = {table: [] for table in tables}
+    for table, column, data_type, comment, nullable in rows:
+        columns[table].append(dg.TableColumn(
+            column, data_type, description=comment, constraints=dg.TableColumnConstraints(nullable=nullable),
+        ))
+    return {table: dg.TableSchema(columns=found) for table, found in columns.items()}
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -72,6 +119,7 @@ WAREHOUSE_CHECKS = [
             kinds={"ducklake", "polars"},
             description=f"Table `{table}`. {description}",
             owners=OWNERS,
+            freshness_policy=WAREHOUSE_FRESHNESS,
         )
         for table, description in WAREHOUSE_TABLES.items()
     ],
@@ -102,6 +150,7 @@ def warehouse_tables(
                 for table in WAREHOUSE_TABLES
             }
             crowded_out = attributes_crowded_out(db, integration.name)
+            schemas = column_schemas(db, list(WAREHOUSE_TABLES))
             skew = timedelta(minutes=health.max_clock_skew_minutes)
             [(newest, future, newest_future)] = db.execute(
                 "SELECT max(occurred_at) FILTER (occurred_at <= now() + ?), count(*) FILTER (occurred_at > now() + ?), "
@@ -134,23 +183,24 @@ def warehouse_tables(
             f"{counts.duplicates:,} duplicates, {counts.quarantined:,} quarantined, {counts.erasures:,} erasures"
         )
     total = load.total
-    accounting = {
-        "read": total.rows,
-        "loaded": total.loaded,
-        "duplicates": total.duplicates,
-        "quarantined": total.quarantined,
-        "erasures": total.erasures,
-        "erased_messages": total.erased_messages,
-        "raw_batches_loaded": total.batches,
+    newest_age_hours = (datetime.now(UTC) - newest).total_seconds() / 3600 if newest else None
+    run_wide = {
+        "newest_occurred_at": dg.MetadataValue.timestamp(newest) if newest else "none",
+        "newest_event_age_hours": round(newest_age_hours, 2) if newest_age_hours is not None else "none",
+        "future_events": future,
         "raw_files_erased": load.raw_files_erased,
-        "per_topic": dg.MetadataValue.json({k: vars(v) for k, v in load.counts.items()}),
         "unreadable_raw_batches": dg.MetadataValue.json(load.unreadable),
     }
-    accounting["newest_occurred_at"] = newest.isoformat() if newest else "none"
-    accounting["future_events"] = future
     for table in WAREHOUSE_TABLES:
+        counts = sum((load.counts[kind.value] for kind in TABLE_TOPICS[table]), LoadCounts())
         yield dg.MaterializeResult(
-            asset_key=["warehouse", table], metadata={"dagster/row_count": table_rows[table], **accounting}
+            asset_key=["warehouse", table],
+            metadata={
+                "dagster/row_count": table_rows[table],
+                "dagster/column_schema": schemas[table],
+                **load_metadata(counts),
+                **run_wide,
+            },
         )
     verdicts: dict[str, Verdict] = {
         "no_quarantine_spike": quarantine_rate(total.rows, total.quarantined, health.max_quarantine_rate),

@@ -15,7 +15,7 @@ MAINTENANCE_KEY = dg.AssetKey(["warehouse", "lake_maintenance"])
 
 @dg.asset(
     key=MAINTENANCE_KEY,
-    group_name="warehouse",
+    group_name="maintenance",
     kinds={"ducklake"},
     owners=OWNERS,
     # A load that commits to a file being merged makes the merge's commit conflict:

@@ -51,10 +51,11 @@ COMMENT ON COLUMN main.quarantine.kafka_partition IS 'The Kafka partition of the
 COMMENT ON COLUMN main.quarantine.kafka_offset IS 'The Kafka offset of the message.';
 COMMENT ON COLUMN main.quarantine.key IS 'The Kafka key, as sent.';
 COMMENT ON COLUMN main.quarantine.raw_value IS 'The Kafka value, as sent.';
-COMMENT ON COLUMN main.quarantine.reason IS 'Why it was not loaded.';
+COMMENT ON COLUMN main.quarantine.reason IS 'Why it was not loaded, in words, the bad value included.';
+COMMENT ON COLUMN main.quarantine.reason_code IS 'Why it was not loaded, as one of a few codes to count by: not_text, not_an_object, wrong_tenant, time_without_zone, bad_value, ... (see the README).';
 COMMENT ON COLUMN main.quarantine.quarantined_at IS 'When the message reached Kafka (UTC).';
 COMMENT ON COLUMN main.quarantine.customer_id IS 'The customer_id the value names, if it names one.';
 
 -- A view's columns take no comments in DuckDB: its comment says what they hold.
 COMMENT ON VIEW main.marketable_profiles IS 'Profiles that may receive marketing on a channel: subscribed, and known not to be blocked, self-excluded or a test account. Columns: integration, profile_id, channel.';
-COMMENT ON VIEW main.player_value IS 'Per profile (integration, profile_id, customer_id), approved payments each counted once at their newest status: deposits_7d/30d/90d and deposit_amount_7d/30d/90d, the same for withdrawals, net_deposit (all deposits less all withdrawals), last_deposit_at, last_activity_at (newest event), casino_lifetime_win and sports_lifetime_win (from the profile).';
+COMMENT ON VIEW main.player_value IS 'Per profile (integration, profile_id, customer_id) and currency, approved payments each counted once at their newest status: deposits_7d/30d/90d and deposit_amount_7d/30d/90d, the same for withdrawals, net_deposit (deposits less withdrawals), last_deposit_at. Money is never added across currencies: a row per currency paid in, or one in the profile''s currency. last_activity_at (newest event), casino_lifetime_win and sports_lifetime_win are the profile''s.';

@@ -60,11 +60,14 @@ CREATE TABLE IF NOT EXISTS main.quarantine (
     kafka_offset    BIGINT NOT NULL,
     key            BLOB,
     raw_value      BLOB,                 -- untouched
-    reason         VARCHAR NOT NULL,
+    reason         VARCHAR NOT NULL,      -- the detail, the bad value included
     quarantined_at TIMESTAMPTZ NOT NULL,  -- when the message reached Kafka
-    customer_id    VARCHAR               -- the customer_id the value names, if it names one
+    customer_id    VARCHAR,               -- the customer_id the value names, if it names one
+    reason_code    VARCHAR               -- parse.QuarantineReason
     -- One row per (integration, topic, kafka_partition, kafka_offset).
 );
+-- Lakes made before reasons had codes (schema version 1).
+ALTER TABLE main.quarantine ADD COLUMN IF NOT EXISTS reason_code VARCHAR;
 
 -- gig-etl's own state, not for analysts.
 

@@ -21,8 +21,11 @@ WHERE s.subscribed
     ))
   );
 
--- Per profile: approved deposits and withdrawals over 7, 30 and 90 days, each
--- payment once, at its newest status; net deposit, last deposit, last activity.
+-- Per profile and currency: approved deposits and withdrawals over 7, 30 and 90
+-- days, each payment once, at its newest status; net deposit and last deposit.
+-- Money is never added across currencies: a profile that paid in two has two
+-- rows, one with none has one, in its profile's currency. Last activity and the
+-- lifetime wins (in the profile's currency) are the profile's, on each row.
 CREATE OR REPLACE VIEW main.player_value AS
 WITH payments AS (
     SELECT
@@ -30,15 +33,16 @@ WITH payments AS (
         properties->>'payment_id' AS payment_id,
         last(properties->>'status' ORDER BY occurred_at, kafka_partition, kafka_offset) AS status,
         last(TRY_CAST(properties->>'amount' AS DECIMAL(18,4)) ORDER BY occurred_at, kafka_partition, kafka_offset) AS amount,
+        last(properties->>'currency' ORDER BY occurred_at, kafka_partition, kafka_offset) AS currency,
         min(occurred_at) AS made_at
     FROM main.events
     WHERE event_type IN ('payment_deposit', 'payment_withdrawal')
     GROUP BY ALL
 ), approved AS (
     SELECT * FROM payments WHERE status = 'approved'
-), per_customer AS (
+), per_currency AS (
     SELECT
-        integration, customer_id,
+        integration, customer_id, currency,
         count(*) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 7 DAY) AS deposits_7d,
         coalesce(sum(amount) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 7 DAY), 0) AS deposit_amount_7d,
         count(*) FILTER (event_type = 'payment_deposit' AND made_at >= now() - INTERVAL 30 DAY) AS deposits_30d,
@@ -61,6 +65,7 @@ WITH payments AS (
 )
 SELECT
     p.integration, p.profile_id, p.customer_id,
+    coalesce(c.currency, p.gig_currency) AS currency,
     coalesce(c.deposits_7d, 0) AS deposits_7d, coalesce(c.deposit_amount_7d, 0) AS deposit_amount_7d,
     coalesce(c.deposits_30d, 0) AS deposits_30d, coalesce(c.deposit_amount_30d, 0) AS deposit_amount_30d,
     coalesce(c.deposits_90d, 0) AS deposits_90d, coalesce(c.deposit_amount_90d, 0) AS deposit_amount_90d,
@@ -73,5 +78,5 @@ SELECT
     p.gig_casino_lifetime_win AS casino_lifetime_win,
     p.gig_sports_lifetime_win AS sports_lifetime_win
 FROM main.profiles AS p
-LEFT JOIN per_customer AS c USING (integration, customer_id)
+LEFT JOIN per_currency AS c USING (integration, customer_id)
 LEFT JOIN activity AS a USING (integration, customer_id);
