@@ -130,9 +130,11 @@ def outcome_lines(outcome: RunOutcome) -> list[str]:
     load = None
     for asset, meta in sorted(outcome.metadata.items()):
         if "bytes_written" in meta:  # a drain
+            left = meta.get("lag_after")
             lines.append(
                 f"  {asset}: {meta['rows']:,} messages from {meta['topic']} "
                 f"in {meta['files']} Parquet files ({meta['bytes_written']:,} bytes)"
+                + (f"; {left:,} newer left for the next run" if isinstance(left, int) and left > 0 else "")
             )
             for gap in meta.get("gaps") or []:
                 lines.append(

@@ -18,7 +18,7 @@ TENANT = "acme"
 
 # A small default keeps `make test` within its budget; GIG_ETL_HYPOTHESIS_EXAMPLES
 # asks for a long run (e.g. 2000).
-EXAMPLES = int(os.environ.get("GIG_ETL_HYPOTHESIS_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("GIG_ETL_HYPOTHESIS_EXAMPLES", "15"))
 hostile_settings = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )

@@ -86,9 +86,14 @@ def test_drain_keeps_exactly_the_produced_messages_and_a_second_run_reads_nothin
     kafka_broker, kafka_connection, tenant, isolated_home
 ):
     messages = list(generate_traffic(tenant, 300, seed=3, chaos=0.05))
+    before = time.time()
     produce_traffic(kafka_connection, tenant, messages)
 
     first = drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
+    for kind in ("profiles", "events"):  # read to the end: nothing left behind, the newest just now
+        assert first[kind]["lag_after"] == 0
+        assert before - 1 <= first[kind]["newest_message_at"] <= time.time()
+        assert 0 <= first[kind]["newest_message_age_s"] < 120
 
     raw = raw_messages(RawStore(raw_root(isolated_home)), INTEGRATION)
     assert raw.height == len(messages)
@@ -104,6 +109,7 @@ def test_drain_keeps_exactly_the_produced_messages_and_a_second_run_reads_nothin
 
     second = drain(kafka_broker.bootstrap_servers, tenant, isolated_home)
     assert second["profiles"]["rows"] == second["events"]["rows"] == 0
+    assert second["profiles"]["newest_message_at"] == "none" and second["profiles"]["lag_after"] == 0
     assert raw_messages(RawStore(raw_root(isolated_home)), INTEGRATION).height == len(messages)
 
 

@@ -177,8 +177,8 @@ def test_maintenance_merges_small_files_expires_old_snapshots_and_keeps_the_data
     integration = register(tmp_path, "it", "acme", "b:1")
     store = RawStore(raw_root(tmp_path))
     traffic = list(generate_traffic("acme", 40, seed=8))
-    for start in range(0, len(traffic), 60):  # many small loads: many small files
-        store_batch(store, "it", "acme", TopicKind.EVENTS, traffic[start : start + 60], first_offset=start)
+    for start in range(0, len(traffic), len(traffic) // 6 + 1):  # several small loads: many small files
+        store_batch(store, "it", "acme", TopicKind.EVENTS, traffic[start : start + len(traffic) // 6 + 1], first_offset=start)
         _load(tmp_path, integration, store)
     lake = embedded_lake(tmp_path)
     with open_lake(lake, read_only=True) as db:

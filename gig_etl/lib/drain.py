@@ -76,6 +76,10 @@ class DrainResult:
     plans: list[PartitionPlan] = field(default_factory=list)
     batches: list[RawBatch] = field(default_factory=list)
     gaps: list[OffsetGap] = field(default_factory=list)
+    # Messages left behind the drain once it ended (None: the broker did not say),
+    # and the Kafka time of the newest message it read (ms since the epoch).
+    lag_after: int | None = None
+    newest_ms: int | None = None
 
     @property
     def rows(self) -> int:
@@ -255,6 +259,9 @@ class _TopicDrain:
             offsets = [o for o, k in zip(offsets, keep) if k]
             timestamps = [t for t, k in zip(timestamps, keep) if k]
         if messages:
+            newest = max(timestamps)
+            if self.result.newest_ms is None or newest > self.result.newest_ms:
+                self.result.newest_ms = newest
             self.batch.add(
                 partitions, offsets, timestamps, list(map(Message.key, messages)), list(map(Message.value, messages))
             )
@@ -391,10 +398,27 @@ def drain_topics(
         for drain in drains.values():
             drain.flush(writer)
         writer.wait()
+        for drain in drains.values():
+            drain.result.lag_after = _lag_after(consumer, drain, limits)
     finally:
         writer.close()
         consumer.unassign()
     return results
+
+
+def _lag_after(consumer: Consumer, drain: _TopicDrain, limits: DrainLimits) -> int | None:
+    """What the topic's partitions hold past where the drain ended: a figure to
+    show, so a broker that does not answer leaves it unknown rather than fail."""
+    lag = 0
+    for partition, reached in drain.next_offsets.items():
+        try:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(drain.topic, partition), timeout=limits.metadata_timeout_s, cached=False
+            )
+        except KafkaException:
+            return None
+        lag += max(0, high - reached)
+    return lag
 
 
 def _by_topic(

@@ -1,5 +1,7 @@
 """Raw layer: each GiG topic drained into Parquet micro-batches, bytes untouched."""
 
+import time
+
 import dagster as dg
 
 from gig_etl.contract import TopicKind
@@ -24,6 +26,16 @@ def raw_asset_key(kind: TopicKind) -> dg.AssetKey:
     return dg.AssetKey(["raw", kind.value])
 
 
+def newest_message_metadata(newest_ms: int | None) -> dict[str, dg.MetadataValue | float | str]:
+    """When the newest message drained reached Kafka, and how long ago, as numbers the UI plots."""
+    if newest_ms is None or newest_ms < 0:
+        return {"newest_message_at": "none", "newest_message_age_s": "none"}
+    return {
+        "newest_message_at": dg.MetadataValue.timestamp(newest_ms / 1000),
+        "newest_message_age_s": round(time.time() - newest_ms / 1000, 1),
+    }
+
+
 def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | str]:
     return {
         "topic": result.topic,
@@ -32,6 +44,8 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | st
         "files": len(result.batches),
         "bytes_written": result.bytes_written,
         "lag_before": result.lag_before,
+        "lag_after": result.lag_after if result.lag_after is not None else "unknown",
+        **newest_message_metadata(result.newest_ms),
         "partitions": dg.MetadataValue.json(
             {str(p.partition): {"from": p.start_offset, "to": p.end_offset, "lag_before": p.lag} for p in result.plans}
         ),
