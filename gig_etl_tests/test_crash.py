@@ -26,7 +26,7 @@ from gig_etl_tests.pipeline import materialize_integration, register, warehouse_
 from gig_etl_tests.raw_helpers import raw_messages
 
 REPO = Path(__file__).resolve().parents[1]
-KILLS = 21
+KILLS = 15
 
 
 def produce_in_chunks(connection: KafkaConnection, tenant: str, chunks: int, stop: threading.Event) -> int:
