@@ -227,7 +227,7 @@ def report(f: dict) -> None:
         ("  ... with librdkafka defaults", f"{f['ceiling_librdkafka_defaults']['per_second']:,.0f} msg/s", ""),
         ("drain (Kafka -> Parquet)", f"{drain_rate:,.0f} msg/s",
          f"{drain_rate / ceiling_rate:.2f} x ceiling (target >= 0.85); median of {_spread(f['drain_rounds'])}"),
-        ("load (Parquet -> DuckDB)", f"{f['load']['per_second']:,.0f} msg/s",
+        ("load (Parquet -> lake)", f"{f['load']['per_second']:,.0f} msg/s",
          f"{f['load']['events_per_second']:,.0f} events/s (target >= 500,000)"),
         ("end to end: gig-etl run", f"{e2e['full_seconds']:.1f} s", f"{e2e['full_per_second']:,.0f} msg/s"),
         ("incremental run (+10k)", f"{e2e['incremental_seconds']:.1f} s",
