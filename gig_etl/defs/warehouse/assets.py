@@ -30,27 +30,25 @@ from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.load import LoadCounts, load_integration
 from gig_etl.lib.lock import IntegrationBusy
-from gig_etl.lib.warehouse import WarehouseNeedsRebuild, WarehouseUnavailable
+from gig_etl.lib.warehouse import ANALYST_TABLES, WarehouseNeedsRebuild, WarehouseUnavailable
 
-# The tables one load writes, in one transaction per raw batch.
+_PROFILES, _EVENTS = (TopicKind.PROFILES,), (TopicKind.EVENTS,)
+
+# The tables one load writes, in one transaction per raw batch (the lake's
+# ANALYST_TABLES): what each holds, and the topics it is loaded from, whose
+# counts its materialisation carries (quarantine: both, so its are the run's).
 WAREHOUSE_TABLES = {
-    "profiles": "One row per profile: `profile_id` (the integration's identifier), `customer_id` and a typed "
-    "column `gig_<attribute>` per GiG attribute, each at its newest value.",
-    "subscriptions": "Each profile's subscription status per channel (email, sms, mobile_push, web_push, "
-    "inbox, phone, post).",
-    "events": "Every distinct event (by message_id) with its type, display name, profile and properties.",
-    "event_catalog": "Each event type seen, with when it was first and last seen and how many.",
-    "attribute_catalog": "Every profile attribute (`gig_<name>`) and its type: the known ones from approval "
-    "on, new ones as they first arrive.",
-    "quarantine": "Messages that could not be loaded, byte for byte, with the reason.",
+    "profiles": ("One row per profile: `profile_id` (the integration's identifier), `customer_id` and a typed "
+                 "column `gig_<attribute>` per GiG attribute, each at its newest value.", _PROFILES),
+    "subscriptions": ("Each profile's subscription status per channel (email, sms, mobile_push, web_push, "
+                      "inbox, phone, post).", _PROFILES),
+    "events": ("Every distinct event (by message_id) with its type, display name, profile and properties.", _EVENTS),
+    "event_catalog": ("Each event type seen, with when it was first and last seen and how many.", _EVENTS),
+    "attribute_catalog": ("Every profile attribute (`gig_<name>`) and its type: the known ones from approval "
+                          "on, new ones as they first arrive.", _PROFILES),
+    "quarantine": ("Messages that could not be loaded, byte for byte, with the reason.", tuple(TopicKind)),
 }
-
-# The topic each table is loaded from: its materialisation carries that topic's
-# counts (quarantine: both topics').
-TABLE_TOPICS = {
-    "profiles": [TopicKind.PROFILES], "subscriptions": [TopicKind.PROFILES], "attribute_catalog": [TopicKind.PROFILES],
-    "events": [TopicKind.EVENTS], "event_catalog": [TopicKind.EVENTS], "quarantine": list(TopicKind),
-}
+assert tuple(WAREHOUSE_TABLES) == ANALYST_TABLES
 
 # A refresh runs every 5 minutes: a table not refreshed for half an hour is
 # behind, for two hours stale.
@@ -121,7 +119,7 @@ def column_schemas(db: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str
             owners=OWNERS,
             freshness_policy=WAREHOUSE_FRESHNESS,
         )
-        for table, description in WAREHOUSE_TABLES.items()
+        for table, (description, _) in WAREHOUSE_TABLES.items()
     ],
     check_specs=[
         dg.AssetCheckSpec(check, asset=["warehouse", table], description=description)
@@ -191,8 +189,8 @@ def warehouse_tables(
         "raw_files_erased": load.raw_files_erased,
         "unreadable_raw_batches": dg.MetadataValue.json(load.unreadable),
     }
-    for table in WAREHOUSE_TABLES:
-        counts = sum((load.counts[kind.value] for kind in TABLE_TOPICS[table]), LoadCounts())
+    for table, (_, topics) in WAREHOUSE_TABLES.items():
+        counts = sum((load.counts[kind.value] for kind in topics), LoadCounts())
         yield dg.MaterializeResult(
             asset_key=["warehouse", table],
             metadata={
