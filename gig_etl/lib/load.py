@@ -675,9 +675,9 @@ def load_integration(
     unreadable = {}
     on_record = {r.batch.batch_id for r in store.unreadable(integration.name)}
     pending = [batch for batch in store.batches(integration.name) if batch.batch_id not in done]
-    for done, read in enumerate(read_ahead(pending, integration.tenant_id), start=1):
+    for position, read in enumerate(read_ahead(pending, integration.tenant_id)):
         if on_batch is not None:
-            on_batch(done - 1, len(pending))
+            on_batch(position, len(pending))
         batch_id = read.batch.batch_id
         if read.unreadable is not None:
             store.record_unreadable(batch_id, read.unreadable)
