@@ -222,3 +222,32 @@ def test_a_home_from_before_the_lake_fails_runs_in_one_line_until_a_rebuild_make
     assert not legacy.exists() and (isolated_home / "warehouse.duckdb.before-lake").exists()
     assert _events(isolated_home) > 0
     assert gig_etl("run").returncode == 0
+
+
+def test_an_erasure_whose_run_dies_before_the_history_is_forgotten_is_forgotten_by_the_next_load(
+    tmp_path, monkeypatch
+):
+    import gig_etl.lib.load as load_module
+
+    integration = register(tmp_path, "it", "acme", "b:1")
+    store = RawStore(raw_root(tmp_path))
+    them = "4343"
+    profile = envelope("acme", them, PROFILE_MESSAGE_TYPE, "2026-11-20T10:00:00Z", {"first_name": "Quilla"})
+    store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, them, profile)])
+    _load(tmp_path, integration, store)
+    store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, them, None)], first_offset=10)
+
+    def killed(*_):
+        raise SystemExit("killed while forgetting the erased customer's history")
+
+    monkeypatch.setattr(load_module, "forget_history_of", killed)
+    try:
+        _load(tmp_path, integration, store)
+    except SystemExit:
+        pass
+    monkeypatch.undo()
+    _load(tmp_path, integration, store)  # the next run, nothing new to load
+
+    for path in (tmp_path / "lake").rglob("*.parquet"):
+        for cell in _cells(path):
+            assert cell != them and "Quilla" not in str(cell), (path, cell)

@@ -689,11 +689,11 @@ def load_integration(
         counts[kind] = counts[kind] + load_batch(db, store, integration, read, erasures, max_attribute_columns)
     if on_batch is not None:
         on_batch(len(pending), len(pending))
+    # Before raw marks them done: a run that dies in between forgets them next time.
     newly_erased = store.erased_customers(integration.name, pending_only=True)
-    raw_files_erased = erase_from_raw(db, store, integration.name)
     if newly_erased:
         forget_history_of(db, newly_erased)
-    return IntegrationLoad(counts, raw_files_erased, unreadable)
+    return IntegrationLoad(counts, erase_from_raw(db, store, integration.name), unreadable)
 
 
 def erase_from_raw(db: duckdb.DuckDBPyConnection, store: RawStore, integration: str) -> int:
