@@ -178,9 +178,11 @@ def demo(customers: int, seed: int, chaos: float, port: int) -> None:
 @reports_failures
 def run(integration: str | None) -> None:
     """One scheduler tick: refresh every approved integration, or the one named."""
+    from gig_etl.progress import showing_run_progress
     from gig_etl.tick import outcome_lines, run_tick
 
-    outcomes = run_tick(resolve_home(), integration, echo=click.echo)
+    with showing_run_progress():
+        outcomes = run_tick(resolve_home(), integration, echo=click.echo)
     for outcome in outcomes:
         click.echo("\n".join(outcome_lines(outcome)), err=not outcome.success)
     if not all(o.success for o in outcomes):

@@ -1,11 +1,13 @@
-"""Progress of long work (the simulator, a rebuild): a bar redrawn in place on a
-terminal, and nothing at all when the output is piped or captured."""
+"""Progress of long work (the simulator, a rebuild, a `gig-etl run`): a bar redrawn
+in place on a terminal, and nothing at all when the output is piped or captured."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from typing import TextIO
+from contextlib import contextmanager
+from typing import Iterator, TextIO
 
 _WIDTH = 30
 # Redrawn at most this often: a bar that repaints per message slows the work.
@@ -19,7 +21,11 @@ class ProgressBar:
         self.shown = self.stream.isatty()
         self._drawn_at = 0.0
 
-    def update(self, done: int, detail: str = "") -> None:
+    def update(self, done: int, detail: str = "", total: int | None = None) -> None:
+        """Redraws the bar; `total` replaces the one it was made with, for work whose
+        size is known only once it starts."""
+        if total is not None:
+            self.total = max(total, 1)
         now = time.monotonic()
         if not self.shown or (now - self._drawn_at < _REDRAW_S and done < self.total):
             return
@@ -39,3 +45,37 @@ class ProgressBar:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+# Set only while `gig-etl run` executes its job in this process: the assets' drain
+# and load then draw bars on its terminal. Runs launched by the daemon, whose
+# output goes to a log, leave it unset.
+_run_terminal: TextIO | None = None
+
+
+@contextmanager
+def showing_run_progress(stream: TextIO | None = None) -> Iterator[None]:
+    """Lets `run_progress` draw on `stream` (stderr by default) if it is a terminal.
+    Dagster points file descriptors 1 and 2 at its compute log while a step runs,
+    so the bars write to a duplicate of the terminal's descriptor, taken now."""
+    global _run_terminal
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        yield
+        return
+    _run_terminal = os.fdopen(os.dup(stream.fileno()), "w")
+    try:
+        yield
+    finally:
+        _run_terminal.close()
+        _run_terminal = None
+
+
+def run_progress(label: str, total: int) -> ProgressBar:
+    """A bar for one step of a run: drawn under `showing_run_progress` on a
+    terminal, silent otherwise."""
+    if _run_terminal is None:
+        bar = ProgressBar(label, total)
+        bar.shown = False
+        return bar
+    return ProgressBar(label, total, _run_terminal)

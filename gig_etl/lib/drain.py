@@ -14,6 +14,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -323,10 +324,12 @@ def drain_topics(
     integration: str,
     topics: dict[TopicKind, str],
     limits: DrainLimits = DrainLimits(),
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[TopicKind, DrainResult]:
     """Reads everything new in `topics`, all partitions at once, up to the high
     watermarks noted at the start, writing bounded batches per topic to `store`.
-    A missing or empty topic gives zero rows."""
+    A missing or empty topic gives zero rows. `on_progress(read, of)` hears how
+    many of the messages before the noted ends are read, for a progress bar."""
     started_ms = int(time.time() * 1000)
     results = {kind: _plan_topic(consumer, store, integration, topic, limits) for kind, topic in topics.items()}
     drains = {r.topic: _TopicDrain(kind, r) for kind, r in results.items() if r.topic_found and r.plans}
@@ -339,6 +342,7 @@ def drain_topics(
         [TopicPartition(d.topic, p, start) for d in drains.values() for p, start in d.starts.items()]
     )
     writer = _BatchWriter(store, integration)
+    to_read = sum(d.offsets_left() for d in drains.values())
     try:
         last_progress = time.monotonic()
         tail_started: float | None = None
@@ -374,6 +378,8 @@ def drain_topics(
                 drains[topic].reached_end(partition, next_offset)
             if taken:
                 last_progress = time.monotonic()
+                if on_progress is not None:
+                    on_progress(to_read - sum(d.offsets_left() for d in drains.values()), to_read)
                 continue
             if messages:
                 continue

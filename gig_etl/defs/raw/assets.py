@@ -20,6 +20,7 @@ from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.kafka import KafkaUnavailable
 from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.registry import CredentialsError
+from gig_etl.progress import run_progress
 
 
 def raw_asset_key(kind: TopicKind) -> dg.AssetKey:
@@ -111,7 +112,11 @@ def raw_topics(
             store.remove_orphans(integration.name)
             with kafka.consumer(integration.connection(), integration.name) as consumer:
                 redrained = redrain_unreadable(consumer, store, integration.name, kafka.limits())
-                results = drain_topics(consumer, store, integration.name, topics, kafka.limits())
+                with run_progress(f"{integration.name}: draining", 0) as bar:
+                    results = drain_topics(
+                        consumer, store, integration.name, topics, kafka.limits(),
+                        on_progress=lambda read, of: bar.update(read, f"{read:,} of {of:,} messages", of),
+                    )
     except CredentialsError as exc:  # names the integration, its broker and the variable
         raise dg.Failure(description=str(exc)) from exc
     except (DrainError, KafkaUnavailable) as exc:

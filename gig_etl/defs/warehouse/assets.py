@@ -31,6 +31,7 @@ from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.load import LoadCounts, load_integration
 from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.warehouse import ANALYST_TABLES, WarehouseNeedsRebuild, WarehouseUnavailable
+from gig_etl.progress import run_progress
 
 _PROFILES, _EVENTS = (TopicKind.PROFILES,), (TopicKind.EVENTS,)
 
@@ -140,7 +141,11 @@ def warehouse_tables(
     integration = approved_integration(context, integration_registry)
     try:
         with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.get_connection() as db:
-            load = load_integration(db, gig_etl_home.raw_store(), integration, warehouse.max_attribute_columns)
+            with run_progress(f"{integration.name}: loading", 0) as bar:
+                load = load_integration(
+                    db, gig_etl_home.raw_store(), integration, warehouse.max_attribute_columns,
+                    on_batch=lambda done, of: bar.update(done, f"{done:,} of {of:,} raw batches", of),
+                )
             table_rows = {
                 table: db.execute(
                     f"SELECT count(*) FROM {quote_identifier(table)} WHERE integration = ?", [integration.name]
