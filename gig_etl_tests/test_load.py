@@ -3,7 +3,7 @@ import pytest
 from gig_etl.contract import TopicKind
 from gig_etl.lib import load as load_module
 from gig_etl.lib.home import raw_root
-from gig_etl.lib.load import INTEGRATION_TABLES, load_integration
+from gig_etl.lib.load import INTEGRATION_TABLES, LoadCounts, load_integration
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.warehouse import connect_warehouse, embedded_lake
 from gig_etl.simulate import generate_traffic
@@ -20,8 +20,15 @@ def loaded_setup(tmp_path):
     return integration, store, connect_warehouse(embedded_lake(tmp_path)), messages
 
 
-def everything(db) -> dict:
-    return {t: db.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in INTEGRATION_TABLES}
+def everything(db, differing: dict[str, str] | None = None) -> dict:
+    """Every row of every table, without the `differing` columns of the tables named."""
+    differing = differing or {}
+    return {
+        t: db.execute(
+            f"SELECT * {f'EXCLUDE ({differing[t]})' if t in differing else ''} FROM {t} ORDER BY ALL"
+        ).fetchall()
+        for t in INTEGRATION_TABLES
+    }
 
 
 def test_a_batch_that_fails_half_way_leaves_the_warehouse_as_it_was(loaded_setup, monkeypatch):
@@ -69,14 +76,15 @@ def test_the_event_catalog_merged_batch_by_batch_is_what_the_events_held_give(tm
     integration = register(tmp_path, "it", "acme", "b:1")
     store = RawStore(raw_root(tmp_path))
     messages = list(generate_traffic("acme", 300, seed=7, chaos=0.05))
-    # Small batches, all the events first: the erasures in the profiles then take
-    # out events the catalog has counted.
-    chunk = 2_000
-    for kind in (TopicKind.EVENTS, TopicKind.PROFILES):
-        for start in range(0, len(messages), chunk):
-            store_batch(store, "it", "acme", kind, messages[start:start + chunk], first_offset=start)
+    # Small batches, all the events loaded first: the erasures in the profiles,
+    # loaded next, then take out events the catalog has counted.
+    size = 2_000
     with connect_warehouse(embedded_lake(tmp_path)) as db:
-        load = load_integration(db, store, integration).total
+        load = LoadCounts()
+        for kind in (TopicKind.EVENTS, TopicKind.PROFILES):
+            for start in range(0, len(messages), size):
+                store_batch(store, "it", "acme", kind, messages[start:start + size], first_offset=start)
+            load += load_integration(db, store, integration, chunk_messages=size).total
         catalog = db.execute("SELECT * FROM event_catalog ORDER BY ALL").fetchall()
         recounted = db.execute(
             "SELECT integration, event_type, any_value(event_name), min(occurred_at), max(occurred_at), count(*) "
@@ -85,6 +93,35 @@ def test_the_event_catalog_merged_batch_by_batch_is_what_the_events_held_give(tm
     assert load.batches > 10 and load.erasures > 0 and load.duplicates > 0
     assert len(catalog) > 12  # the twelve, and the unknown types chaos sends
     assert catalog == recounted
+
+
+def test_batches_loaded_together_give_the_rows_they_give_one_by_one(tmp_path):
+    messages = list(generate_traffic("acme", 150, seed=11, chaos=0.05))
+    loads, tables = [], []
+    for chunk_messages in (1, 10**9):  # each batch alone; all of a topic's in one transaction
+        home = tmp_path / str(chunk_messages)
+        integration = register(home, "it", "acme", "b:1")
+        store = RawStore(raw_root(home))
+        for start in range(0, len(messages), 1_000):
+            for kind in TopicKind:
+                store_batch(store, "it", "acme", kind, messages[start:start + 1_000], first_offset=start)
+        with connect_warehouse(embedded_lake(home)) as db:
+            loads.append(load_integration(db, store, integration, chunk_messages=chunk_messages).total)
+            tables.append(everything(db, differing={
+                # Batch ids and load times differ, and so does the batch a copy
+                # re-sent in another batch counts as a duplicate in: one by one,
+                # the copy loaded first is kept; together, the first in (partition,
+                # offset) order. The sums are the loads', compared above.
+                "loaded_batches": "batch_id, loaded_at, loaded, duplicates",
+                # Which copy holds a value: they say the same.
+                "attribute_state": '"partition", "offset"',
+                # Catalogued on first load, contract attributes are dated then.
+                "attribute_catalog": "created_at",
+            }))
+    alone, together = loads
+    assert alone.batches > 10 and alone.erasures > 0 and alone.duplicates > 0 and alone.quarantined > 0
+    assert together == alone
+    assert tables[0] == tables[1]
 
 
 def test_values_at_the_edge_of_the_warehouse_types_load_or_are_quarantined_never_failing_the_batch(tmp_path):

@@ -22,6 +22,7 @@ from gig_etl.lib.drain import DrainLimits
 from gig_etl.lib.home import locks_root, raw_root, resolve_home
 from gig_etl.lib.kafka import BULK_READ_SETTINGS, KafkaConnection, open_consumer
 from gig_etl.lib.lock import integration_lock
+from gig_etl.lib.load import CHUNK_MESSAGES
 from gig_etl.lib.raw_store import RawStore
 from gig_etl.lib.registry import IntegrationRegistry, registry_path
 from gig_etl.lib.warehouse import (
@@ -128,6 +129,9 @@ class WarehouseResource(DuckDBResource):
     # How long an earlier snapshot stays readable (`gig-etl sql --as-of`) before
     # lake maintenance expires it and deletes the files only it used.
     snapshot_retention_days: float = 7.0
+    # Messages of one topic a load applies in one transaction: larger chunks load
+    # faster (each reads the lake's tables once) and hold more in memory.
+    load_chunk_messages: int = CHUNK_MESSAGES
 
     def lake(self) -> Lake:
         catalog = self.catalog or os.environ.get(LAKE_CATALOG_ENV_VAR)

@@ -1,9 +1,12 @@
-"""Loading raw batches into the warehouse, one DuckDB transaction per batch.
+"""Loading raw batches into the warehouse: consecutive batches of one topic as
+a chunk, in one DuckDB transaction.
 
 The rules (GIG_STREAM.md, "What actually arrives"): a message_id seen before
 changes nothing; each attribute keeps its newest value; a tombstone erases the
 customer; bad input goes to `quarantine` with its reason. A batch's rows are
-always loaded + duplicates + quarantined.
+always loaded + duplicates + quarantined. The rules do not depend on the order
+batches load in, nor on how they are grouped, so a chunk gives the same rows as
+its batches one by one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import json
 import random
 import shutil
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -91,7 +94,9 @@ class LoadCounts:
 
 
 def _rows(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> pl.DataFrame:
-    return pl.from_arrow(db.sql(query, params=params or []).to_arrow_table())
+    # execute(), not sql(): a relation from sql() fetched as Arrow ran a lake scan
+    # ten times slower than the same query executed.
+    return pl.from_arrow(db.execute(query, params or []).to_arrow_table())
 
 
 def _run(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> None:
@@ -183,6 +188,50 @@ def _refusal(exc: BaseException) -> str:
     return f"the warehouse cannot hold it: {type(exc).__name__}: {first_line[:300]}"
 
 
+# A chunk's size: every statement of a chunk reads the lake's tables once, so
+# fewer, larger chunks read them less often; memory holds one chunk's parse.
+CHUNK_MESSAGES = 100_000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Raw batches of one topic, loaded together. `parsed` is all of theirs, its
+    messages, tombstones and quarantine with a `batch` column: the index in
+    `batches` of the batch each came from, for the batch's own counts."""
+
+    batches: list[RawBatch]
+    rows: list[int]  # per batch
+    parsed: ParsedBatch
+
+    @property
+    def kind(self) -> TopicKind:
+        return TopicKind(self.batches[0].topic_kind)
+
+    @classmethod
+    def of(cls, reads: list[ReadBatch]) -> Chunk:
+        def tagged(frame: pl.DataFrame, index: int) -> pl.DataFrame:
+            return frame.with_columns(pl.lit(index, pl.Int32).alias("batch"))
+
+        parts = [r.parsed for r in reads]
+        return cls(
+            [r.batch for r in reads],
+            [r.rows for r in reads],
+            ParsedBatch(
+                messages=pl.concat([tagged(p.messages, i) for i, p in enumerate(parts)]),
+                fields=pl.concat([p.fields for p in parts]),
+                tombstones=pl.concat([tagged(p.tombstones, i) for i, p in enumerate(parts)]),
+                # A message without a Kafka time is dated by its batch: raw content,
+                # so a rebuild or a compaction of raw files gives the same value.
+                quarantined=pl.concat([
+                    tagged(p.quarantined, i).with_columns(
+                        pl.col("kafka_ts").fill_null(datetime.fromisoformat(r.batch.created_at))
+                    )
+                    for i, (r, p) in enumerate(zip(reads, parts))
+                ]),
+            ),
+        )
+
+
 def load_batch(
     db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration, read: ReadBatch, erasures: Erasures,
     max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
@@ -192,21 +241,43 @@ def load_batch(
     warehouse refuses loads without the messages it refuses, which are quarantined.
     Its erasures are put on record in the raw manifest before the commit (on
     record but not applied, an erasure is applied again: never the other way)."""
-    kind = TopicKind(read.batch.topic_kind)
-
-    def apply(parsed: ParsedBatch) -> LoadCounts:
-        with _transaction(db):
-            counts = _apply_batch(db, integration, read.batch, kind, read.rows, parsed, erasures, max_attribute_columns)
-            _record_erasures(store, integration.name, parsed, erasures)
-        return counts
-
     if read.parsed is not None:
         try:
-            return _retrying_conflicts(lambda: apply(read.parsed))
+            return _apply_in_transaction(db, store, integration, Chunk.of([read]), erasures, max_attribute_columns)
         except REFUSED_CONTENT:
             pass
-    parsed = _without_refused(db, integration, read.batch, kind, erasures, max_attribute_columns)
-    return _retrying_conflicts(lambda: apply(parsed))
+    parsed = _without_refused(db, integration, read.batch, TopicKind(read.batch.topic_kind), erasures, max_attribute_columns)
+    return _apply_in_transaction(
+        db, store, integration, Chunk.of([replace(read, parsed=parsed)]), erasures, max_attribute_columns
+    )
+
+
+def load_chunk(
+    db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration, reads: list[ReadBatch],
+    erasures: Erasures, max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
+) -> LoadCounts:
+    """Loads parsed raw batches of one topic in one transaction, as `load_batch`
+    loads one; if the warehouse refuses some of their content, each batch is
+    loaded on its own instead, without what it refuses."""
+    if len(reads) > 1:
+        try:
+            return _apply_in_transaction(db, store, integration, Chunk.of(reads), erasures, max_attribute_columns)
+        except REFUSED_CONTENT:
+            pass
+    return sum((load_batch(db, store, integration, r, erasures, max_attribute_columns) for r in reads), LoadCounts())
+
+
+def _apply_in_transaction(
+    db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration, chunk: Chunk, erasures: Erasures,
+    max_attribute_columns: int,
+) -> LoadCounts:
+    def apply() -> LoadCounts:
+        with _transaction(db):
+            counts = _apply_chunk(db, integration, chunk, erasures, max_attribute_columns)
+            _record_erasures(store, integration.name, chunk.parsed, erasures)
+        return counts
+
+    return _retrying_conflicts(apply)
 
 
 # Two writers of one lake (integrations loading side by side) may find their
@@ -253,9 +324,10 @@ def _without_refused(
         part = raw.take(rows)
         try:
             parsed = parse_raw_batch(part, kind, integration.tenant_id)
+            chunk = Chunk.of([ReadBatch(batch, part.num_rows, parsed)])
             _run(db, "BEGIN TRANSACTION")
             try:
-                _apply_batch(db, integration, batch, kind, part.num_rows, parsed, erasures, max_attribute_columns)
+                _apply_chunk(db, integration, chunk, erasures, max_attribute_columns)
             finally:
                 _run(db, "ROLLBACK")
         except REFUSED_CONTENT as exc:
@@ -317,32 +389,46 @@ def _utf8_or_none(key: bytes | None) -> str | None:
         return None
 
 
-def read_ahead(batches: list[RawBatch], tenant_id: str) -> Iterator[ReadBatch]:
-    """The batches read and parsed, in order, the next one while the caller loads
-    this one: parsing needs no warehouse, and both halves release the GIL (DuckDB,
-    polars, Arrow), so the two overlap on two cores. One batch ahead at most, so
-    memory holds two batches, never the backlog."""
+def read_ahead(batches: list[RawBatch], tenant_id: str, ahead_messages: int = 0) -> Iterator[ReadBatch]:
+    """The batches read and parsed, in order, on a thread of their own while the
+    caller loads: parsing needs no warehouse, and both halves release the GIL
+    (DuckDB, polars, Arrow), so the two overlap on two cores. Parsed batches
+    wait for the caller up to `ahead_messages` messages (at least one batch), so
+    memory holds about that much, never the backlog."""
     if not batches:
         return
     # The scratch database outlives the reader, so no parse still uses it once closed.
     with scratch_database() as scratch, ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-parse") as reader:
-        upcoming = reader.submit(read_batch, batches[0], tenant_id, scratch)
-        for following in [*batches[1:], None]:
-            current = upcoming.result()
-            if following is not None:
-                upcoming = reader.submit(read_batch, following, tenant_id, scratch)
-            yield current
+        upcoming: deque[tuple[RawBatch, Future[ReadBatch]]] = deque()
+        following = iter(batches)
+
+        def submit_while_room() -> None:
+            while not upcoming or sum(b.rows for b, _ in upcoming) < ahead_messages:
+                batch = next(following, None)
+                if batch is None:
+                    return
+                upcoming.append((batch, reader.submit(read_batch, batch, tenant_id, scratch)))
+
+        submit_while_room()
+        while upcoming:
+            _, current = upcoming.popleft()
+            submit_while_room()
+            yield current.result()
 
 
-def _apply_batch(
-    db: duckdb.DuckDBPyConnection, integration: Integration, batch: RawBatch, kind: TopicKind, rows: int,
-    parsed: ParsedBatch, erasures: Erasures, max_attribute_columns: int,
+def _apply_chunk(
+    db: duckdb.DuckDBPyConnection, integration: Integration, chunk: Chunk, erasures: Erasures,
+    max_attribute_columns: int,
 ) -> LoadCounts:
-    name = integration.name
+    name, kind, parsed = integration.name, chunk.kind, chunk.parsed
+    batch_ids = [b.batch_id for b in chunk.batches]
     # The snapshot this commit makes says what it was (ducklake_snapshots()).
     _run(
         db, f"CALL {LAKE}.set_commit_message('gig-etl', ?, extra_info => ?)",
-        [f"load {name}: raw batch {batch.batch_id}", json.dumps({"integration": name, "batch_id": batch.batch_id})],
+        [
+            f"load {name}: raw batch{'es' if len(batch_ids) > 1 else ''} {', '.join(batch_ids)}",
+            json.dumps({"integration": name, "batch_ids": batch_ids}),
+        ],
     )
     unique = first_of_each_message(parsed.messages.lazy()).collect()
     db.register("batch_message_ids", unique.select("message_id").to_arrow())
@@ -354,19 +440,24 @@ def _apply_batch(
         [name],
     )
     new = unique.join(seen, on="message_id", how="anti")
+    tombstones = _erased_at(parsed)
+    erased = erasures.with_tombstones(tombstones)
+    kept = without_erased(new.lazy(), erased.lazy()).collect()
+    touched = pl.concat([kept.select("customer_id"), tombstones.select("customer_id")]).unique()
+    # Read before this transaction writes anything: a lake read through the
+    # transaction's own changes took five times as long.
+    state_before = _attribute_state_of(db, name, touched.join(tombstones, on="customer_id", how="anti"))
+
     if kind is TopicKind.EVENTS and seen.height:
         _keep_first_copy(db, name, unique.join(seen, on="message_id"))
     db.register("new_messages", new.select("message_id").to_arrow())
     _run(db, "INSERT INTO seen_messages SELECT ?, message_hash_upper(message_id), message_hash_lower(message_id) FROM new_messages", [name])
 
-    tombstones = _erased_at(parsed)
     quarantine_erased = 0
     if tombstones.height:
         event_types, quarantine_erased = _erase_customers(db, name, tombstones)
         _recount_event_catalog(db, name, event_types)
-    erased = erasures.with_tombstones(tombstones)
 
-    kept = without_erased(new.lazy(), erased.lazy()).collect()
     observations = attribute_observations(kept.lazy(), parsed.fields.lazy(), kind)
 
     new_types = new_attribute_types(observations, name).collect()
@@ -399,9 +490,13 @@ def _apply_batch(
     newest = newest_observations(observations).with_columns(pl.lit(name).alias("integration")).collect()
     db.register("newest_values", newest.to_arrow())
     _run(db, sql_text("merge_attribute_state.sql"))
+    # The touched customers' state now: what it was, with the values that won.
+    winners = _rows(db, f"SELECT {_STATE_COLUMNS} FROM winning_values")
+    state = pl.concat(
+        [state_before.join(winners, on=["customer_id", "attribute"], how="anti"), winners], how="vertical_relaxed"
+    )
 
-    touched = pl.concat([kept.select("customer_id"), tombstones.select("customer_id")]).unique()
-    profiles = _refresh_profiles(db, integration, touched)
+    profiles = _refresh_profiles(db, integration, touched, state)
 
     if kind is TopicKind.EVENTS and kept.height:
         events = (
@@ -413,34 +508,55 @@ def _apply_batch(
         _run(db, f"INSERT INTO events BY NAME SELECT * RENAME {_KAFKA_POSITION} FROM new_events")
         _add_to_event_catalog(db)
 
-    # The message's Kafka time (else its batch's): raw content, so a rebuild or a
-    # compaction of raw files gives the same value.
     quarantined = parsed.quarantined.with_columns(
-        pl.lit(name).alias("integration"),
-        pl.col("kafka_ts").fill_null(datetime.fromisoformat(batch.created_at)).alias("quarantined_at"),
-    ).drop("kafka_ts", "key_text")
+        pl.lit(name).alias("integration"), pl.col("kafka_ts").alias("quarantined_at")
+    ).drop("kafka_ts", "key_text", "batch")
     if quarantined.height:
         quarantine_erased += _quarantine(db, name, quarantined, erased)
 
-    counts = LoadCounts(
-        rows=rows,
+    per_batch = _counts_per_batch(chunk, new)
+    db.register("chunk_batch_counts", per_batch.with_columns(
+        pl.lit(name).alias("integration"), pl.lit(kind.value).alias("topic_kind")
+    ).to_arrow())
+    _run(
+        db,
+        "INSERT INTO loaded_batches BY NAME SELECT integration, batch_id, topic_kind, rows, loaded, duplicates, "
+        "quarantined, erasures, now() AS loaded_at FROM chunk_batch_counts",
+    )
+    return LoadCounts(
+        rows=sum(chunk.rows),
         loaded=new.height + parsed.tombstones.height,
         duplicates=parsed.messages.height - new.height,
         quarantined=parsed.quarantined.height,
         erasures=parsed.tombstones.height,
         erased_messages=new.height - kept.height,
         quarantine_erased=quarantine_erased,
-        batches=1,
+        batches=len(chunk.batches),
         quarantined_by_reason=dict(parsed.quarantined["reason_code"].value_counts().iter_rows()),
     )
-    assert counts.loaded + counts.duplicates + counts.quarantined == rows, counts
-    _run(
-        db,
-        "INSERT INTO loaded_batches (integration, batch_id, topic_kind, rows, loaded, duplicates, quarantined, "
-        "erasures, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [name, batch.batch_id, kind.value, rows, counts.loaded, counts.duplicates, counts.quarantined, counts.erasures],
+
+
+def _counts_per_batch(chunk: Chunk, new: pl.DataFrame) -> pl.DataFrame:
+    """Each batch of the chunk's rows, loaded, duplicates, quarantined and erasures
+    (a re-sent message counts as a duplicate in the batch of the copy not kept)."""
+    def per_batch(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        return frame.group_by("batch").agg(pl.len().cast(pl.Int64).alias(name))
+
+    counts = pl.DataFrame(
+        {"batch": range(len(chunk.batches)), "batch_id": [b.batch_id for b in chunk.batches], "rows": chunk.rows},
+        schema={"batch": pl.Int32, "batch_id": pl.String, "rows": pl.Int64},
     )
-    return counts
+    for frame, name in (
+        (chunk.parsed.messages, "messages"), (new, "new"),
+        (chunk.parsed.quarantined, "quarantined"), (chunk.parsed.tombstones, "erasures"),
+    ):
+        counts = counts.join(per_batch(frame, name), on="batch", how="left")
+    counts = counts.fill_null(0).with_columns(
+        loaded=pl.col("new") + pl.col("erasures"), duplicates=pl.col("messages") - pl.col("new")
+    )
+    unaccounted = counts.filter(pl.col("loaded") + pl.col("duplicates") + pl.col("quarantined") != pl.col("rows"))
+    assert unaccounted.is_empty(), unaccounted
+    return counts.drop("batch", "messages", "new")
 
 
 def _quarantine(
@@ -568,15 +684,24 @@ def _typed_value(column: str, data_type: str) -> str:
     return f"CAST({quoted} AS {typed})"
 
 
-def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame) -> pl.DataFrame:
+def _attribute_state_of(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
+    db.register("state_customers", customers.select("customer_id").to_arrow())
+    return _rows(
+        db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? "
+        "AND customer_id IN (SELECT customer_id FROM state_customers)", [integration],
+    )
+
+
+def _refresh_profiles(
+    db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame, state: pl.DataFrame
+) -> pl.DataFrame:
     """Rebuilds the `profiles` and `subscriptions` rows of `customers` from their
-    attribute state; returns the new profile rows (customer_id, profile_id, ...)."""
+    attribute `state`; returns the new profile rows (customer_id, profile_id, ...)."""
     name = integration.name
     db.register("touched_customers", customers.to_arrow())
     in_touched = "customer_id IN (SELECT customer_id FROM touched_customers)"
     before = _rows(db, f"SELECT customer_id, profile_id FROM profiles WHERE integration = ? AND {in_touched}", [name])
     _run(db, f"DELETE FROM profiles WHERE integration = ? AND {in_touched}", [name])
-    state = _rows(db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {in_touched}", [name])
     columns = profile_columns(db)
     places = dict(
         db.execute("SELECT attribute, column_name FROM attribute_catalog WHERE integration = ?", [name]).fetchall()
@@ -662,20 +787,34 @@ def load_integration(
     db: duckdb.DuckDBPyConnection, store: RawStore, integration: Integration,
     max_attribute_columns: int = DEFAULT_MAX_ATTRIBUTE_COLUMNS,
     on_batch: Callable[[int, int], None] | None = None,
+    chunk_messages: int = CHUNK_MESSAGES,
 ) -> IntegrationLoad:
     """Loads every raw batch of the integration not loaded before, oldest first,
-    then takes the erased customers out of raw Parquet and out of the lake's
-    history too. A batch whose file cannot be read is put on record in the
-    manifest (the next drain reads it again from Kafka) and the batches after it
-    load. `on_batch(done, of)` hears of each batch done, for a progress bar."""
+    profiles before events (an event then finds its profile's id at once), in
+    chunks of up to `chunk_messages` messages of one topic; then takes the erased
+    customers out of raw Parquet and out of the lake's history too. A batch whose
+    file cannot be read is put on record in the manifest (the next drain reads it
+    again from Kafka) and the batches after it load. `on_batch(done, of)` hears
+    of each batch read, for a progress bar."""
     seed_attribute_catalog(db, integration)
     erasures = Erasures.of(store, integration.name)
     done = loaded_batch_ids(db, integration.name)
     counts = {kind.value: LoadCounts() for kind in TopicKind}
     unreadable = {}
     on_record = {r.batch.batch_id for r in store.unreadable(integration.name)}
-    pending = [batch for batch in store.batches(integration.name) if batch.batch_id not in done]
-    for position, read in enumerate(read_ahead(pending, integration.tenant_id)):
+    pending = sorted(
+        (batch for batch in store.batches(integration.name) if batch.batch_id not in done),
+        key=lambda batch: batch.topic_kind != TopicKind.PROFILES.value,
+    )
+    chunk: list[ReadBatch] = []
+
+    def load(reads: list[ReadBatch]) -> None:
+        if reads:
+            kind = reads[0].batch.topic_kind
+            counts[kind] = counts[kind] + load_chunk(db, store, integration, reads, erasures, max_attribute_columns)
+        reads.clear()
+
+    for position, read in enumerate(read_ahead(pending, integration.tenant_id, chunk_messages)):
         if on_batch is not None:
             on_batch(position, len(pending))
         batch_id = read.batch.batch_id
@@ -685,8 +824,16 @@ def load_integration(
             continue
         if batch_id in on_record:  # its file came back
             store.readable_again(batch_id)
-        kind = read.batch.topic_kind
-        counts[kind] = counts[kind] + load_batch(db, store, integration, read, erasures, max_attribute_columns)
+        if chunk and (
+            read.batch.topic_kind != chunk[0].batch.topic_kind
+            or sum(r.rows for r in chunk) + read.rows > chunk_messages
+        ):
+            load(chunk)
+        if read.parsed is None:  # parsed apart, on its own
+            counts[read.batch.topic_kind] += load_batch(db, store, integration, read, erasures, max_attribute_columns)
+        else:
+            chunk.append(read)
+    load(chunk)
     if on_batch is not None:
         on_batch(len(pending), len(pending))
     # Before raw marks them done: a run that dies in between forgets them next time.

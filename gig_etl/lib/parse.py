@@ -142,6 +142,7 @@ def scratch_database() -> duckdb.DuckDBPyConnection:
     memory again."""
     db = duckdb.connect()
     db.execute("SET TimeZone = 'UTC'").fetchall()
+    db.execute("CREATE TEMP TABLE timestamp_fields AS SELECT unnest(?::VARCHAR[]) AS field", [_TIMESTAMP_FIELDS])
     return db
 
 
@@ -155,7 +156,7 @@ def shred(raw: pa.Table, scratch: duckdb.DuckDBPyConnection | None = None) -> tu
     try:
         shredded = scratch.sql(sql_text("shred_messages.sql")).to_arrow_table()
         scratch.register("shredded", shredded)
-        fields = scratch.sql(sql_text("shred_fields.sql"), params=[_TIMESTAMP_FIELDS]).to_arrow_table()
+        fields = scratch.sql(sql_text("shred_fields.sql")).to_arrow_table()
     finally:
         # Not holding on to the batch after it is parsed.
         for view in ("raw_batch", "shredded"):

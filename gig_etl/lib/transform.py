@@ -76,7 +76,7 @@ def attribute_observations(messages: pl.LazyFrame, fields: pl.LazyFrame, kind: T
 
 def newest_observations(observations: pl.LazyFrame) -> pl.LazyFrame:
     """The newest value of each (customer, attribute) among the `observations` of
-    one batch of messages."""
+    the messages loaded together."""
     newest = observations.group_by("customer_id", "attribute").agg(pl.col("newness").max())
     return observations.join(newest, on=["customer_id", "attribute", "newness"], how="semi")
 

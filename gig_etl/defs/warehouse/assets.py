@@ -35,7 +35,7 @@ from gig_etl.progress import run_progress
 
 _PROFILES, _EVENTS = (TopicKind.PROFILES,), (TopicKind.EVENTS,)
 
-# The tables one load writes, in one transaction per raw batch (the lake's
+# The tables one load writes, in one transaction per chunk of raw batches (the lake's
 # ANALYST_TABLES): what each holds, and the topics it is loaded from, whose
 # counts its materialisation carries (quarantine: both, so its are the run's).
 WAREHOUSE_TABLES = {
@@ -145,6 +145,7 @@ def warehouse_tables(
                 load = load_integration(
                     db, gig_etl_home.raw_store(), integration, warehouse.max_attribute_columns,
                     on_batch=lambda done, of: bar.update(done, f"{done:,} of {of:,} raw batches", of),
+                    chunk_messages=warehouse.load_chunk_messages,
                 )
             table_rows = {
                 table: db.execute(
