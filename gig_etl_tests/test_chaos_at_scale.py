@@ -14,6 +14,8 @@ from gig_etl_tests.pipeline import gig_etl_process, register
 def gig_etl(home: Path, *args: str) -> str:
     result = subprocess.run(**gig_etl_process(home, *args), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Long work piped: no progress bar (test_progress.py draws them on a terminal).
+    assert "\r" not in result.stdout + result.stderr
     return result.stdout
 
 
