@@ -15,10 +15,11 @@ _REDRAW_S = 0.2
 
 
 class ProgressBar:
-    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+    def __init__(self, label: str, total: int, stream: TextIO | None = None, shown: bool | None = None) -> None:
+        """`shown`: whether to draw at all; by default, when `stream` is a terminal."""
         self.label, self.total = label, max(total, 1)
         self.stream = stream or sys.stderr
-        self.shown = self.stream.isatty()
+        self.shown = self.stream.isatty() if shown is None else shown
         self._drawn_at = 0.0
 
     def update(self, done: int, detail: str = "", total: int | None = None) -> None:
@@ -75,7 +76,5 @@ def run_progress(label: str, total: int) -> ProgressBar:
     """A bar for one step of a run: drawn under `showing_run_progress` on a
     terminal, silent otherwise."""
     if _run_terminal is None:
-        bar = ProgressBar(label, total)
-        bar.shown = False
-        return bar
+        return ProgressBar(label, total, shown=False)
     return ProgressBar(label, total, _run_terminal)
