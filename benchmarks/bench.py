@@ -31,7 +31,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from gig_etl.broker import EmbeddedBroker
-from gig_etl.contract import TopicKind, tenant_topics
+from gig_etl.contract import tenant_topics
 from gig_etl.lib.kafka import BULK_READ_SETTINGS, KafkaConnection
 from gig_etl.simulate import generate_traffic, produce_traffic
 
@@ -249,11 +249,64 @@ def import_seconds() -> float:
     return time.perf_counter() - started
 
 
+def stack_runs(bootstrap: str, customers: int, work: Path) -> dict:
+    """Four integrations drained and loaded by four worker processes: on Postgres and
+    SeaweedFS side by side, the same one after another, and on the embedded defaults
+    both ways. Each way has integrations of its own over the same four tenants."""
+    from gig_etl.lib.deployment import current_deployment
+    from gig_etl.servers import PostgresServer, SeaweedServer
+    from gig_etl.stack import run_workers, stack_settings
+
+    tenants = [f"stack-{n}" for n in range(4)]
+    messages = sum(
+        produce_traffic(KafkaConnection(bootstrap), t, generate_traffic(t, customers, seed=n, chaos=0.02)).total
+        for n, t in enumerate(tenants)
+    )
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("GIG_ETL_")}
+    figures = {"messages": messages}
+    with PostgresServer(work / "postgres") as postgres, SeaweedServer(work / "seaweedfs") as s3:
+        shared = plain | stack_settings(postgres, s3)
+        for where, environ, ways in (
+            ("shared", shared, (("parallel", True), ("sequential", False))),
+            ("shared_sharded", shared | {"GIG_ETL_DRAIN_SHARDS": "2"}, (("parallel", True),)),
+            ("embedded", plain, (("parallel", True), ("sequential", False))),
+        ):
+            home = work / f"home-{where}"
+            for way, parallel in ways:
+                names = [f"{where.replace('_', '-')}-{way}-{t}" for t in tenants]
+                saved = os.environ.copy()
+                os.environ.clear()
+                os.environ.update(environ | {"GIG_ETL_HOME": str(home)})
+                try:
+                    registry = current_deployment(home).registry()
+                    for name, tenant in zip(names, tenants):
+                        registry.create(name, tenant, bootstrap)
+                        registry.approve(name)
+                finally:
+                    os.environ.clear()
+                    os.environ.update(saved)
+                seconds, results = run_workers(home, names, parallel, environ)
+                failed = [f"{name}: {output.splitlines()[-1:]}" for name, status, output in results if status]
+                if failed:
+                    raise SystemExit(f"the {where} {way} runs failed: {failed}")
+                figures[f"{where}_{way}_seconds"] = seconds
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--output", default="data/bench")
+    parser.add_argument("--stack-customers", type=int, default=1_500, help="Per tenant, for the four of the stack run.")
+    parser.add_argument("--only-stack", action="store_true", help="Only the stack run.")
     args = parser.parse_args()
+    if args.only_stack:
+        with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as work:
+            stack = stack_runs(broker.bootstrap_servers, args.stack_customers, Path(work))
+        print(f"\ngig-etl benchmark: the stack run, {platform.machine()}, {os.cpu_count()} cores")
+        for name, figure, note in stack_rows(stack):
+            print(f"  {name:<42} {figure:>15}   {note}")
+        return
 
     figures: dict = {"messages": args.messages, "machine": f"{platform.machine()}, {os.cpu_count()} cores", "when": datetime.now(UTC).isoformat(timespec="seconds")}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as work:
@@ -299,6 +352,8 @@ def main() -> None:
             "incremental_messages": more, "incremental_seconds": incremental,
             "incremental_parts": parts | {"import_seconds": import_seconds()},
         }
+        print("the stack run: Postgres, SeaweedFS and four workers ...", file=sys.stderr)
+        figures["stack"] = stack_runs(bootstrap, args.stack_customers, Path(work) / "stack")
 
     report(figures)
     out = Path(args.output)
@@ -341,9 +396,24 @@ def report(f: dict) -> None:
         ("peak RSS: drain / load", f"{f['drain_peak_rss_mib']:,.0f} / {f['load_peak_rss_mib']:,.0f} MiB", "load target <= 700"),
         ("peak RSS: whole gig-etl run", f"{e2e['full_peak_rss_mib']:,.0f} MiB", "target <= 1,024"),
     ]
+    rows += stack_rows(f["stack"])
     print(f"\ngig-etl benchmark: {f['messages']:,} messages on {f['machine']}, {f['when']}")
     for name, figure, note in rows:
         print(f"  {name:<42} {figure:>15}   {note}")
+
+
+def stack_rows(stack: dict) -> list[tuple[str, str, str]]:
+    messages = stack["messages"]
+    rows = []
+    for where in ("shared", "embedded"):
+        parallel, sequential = stack[f"{where}_parallel_seconds"], stack[f"{where}_sequential_seconds"]
+        label = "Postgres + SeaweedFS" if where == "shared" else "embedded defaults"
+        rows.append((f"4 integrations, {label}", f"{parallel:.1f} s",
+                     f"side by side, {messages / parallel:,.0f} msg/s; one after another {sequential:.1f} s "
+                     f"({sequential / parallel:.2f} x); {messages:,} messages in all"))
+    sharded = stack["shared_sharded_parallel_seconds"]
+    rows.append(("  ... each drained by 2 shards", f"{sharded:.1f} s", f"side by side, {messages / sharded:,.0f} msg/s"))
+    return rows
 
 
 if __name__ == "__main__":

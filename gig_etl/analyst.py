@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from gig_etl.lib.identifiers import quote_identifier, string_literal
-from gig_etl.lib.warehouse import Lake, WarehouseUnavailable, extension_file, open_lake
+from gig_etl.lib.warehouse import Lake, WarehouseUnavailable, extension_file, open_lake, secret_statements
 
 # The lake's name in an analyst's session: `gig.main.profiles`, or `profiles` once in use.
 ANALYST_ALIAS = "gig"
@@ -61,11 +61,15 @@ def open_for_analysis(lake: Lake, snapshot: int | None = None) -> duckdb.DuckDBP
 def attach_statements(lake: Lake, snapshot: int | None = None) -> list[str]:
     """The SQL that opens the lake read-only in any DuckDB 1.5.5 session (the CLI,
     a notebook): the extensions from their wheels, the ATTACH, the USE."""
-    options = "READ_ONLY" + (f", SNAPSHOT_VERSION {int(snapshot)}" if snapshot is not None else "")
+    secrets, secret_options = secret_statements(lake, in_cli=True)
+    options = ", ".join(
+        ["READ_ONLY", *([f"SNAPSHOT_VERSION {int(snapshot)}"] if snapshot is not None else []), *secret_options]
+    )
     return [
         "SET autoinstall_known_extensions = false;",
         "SET TimeZone = 'UTC';",
         *(f"LOAD {string_literal(str(extension_file(name)))};" for name in lake.extensions()),
+        *secrets,
         f"ATTACH {string_literal('ducklake:' + lake.catalog)} AS {quote_identifier(ANALYST_ALIAS)} ({options});",
         f"USE {quote_identifier(ANALYST_ALIAS)};",
     ]

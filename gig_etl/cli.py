@@ -14,7 +14,9 @@ import click
 
 from gig_etl.broker import BrokerError, broker_command
 from gig_etl.contract import PROFILE_IDENTIFIERS, tenant_topics
+from gig_etl.lib.deployment import current_deployment
 from gig_etl.lib.drain import DrainError
+from gig_etl.lib.file_area import ObjectStoreUnavailable
 from gig_etl.lib.gate import NotApproved
 from gig_etl.lib.home import HomeUnwritable, resolve_home
 from gig_etl.lib.kafka import (
@@ -23,15 +25,11 @@ from gig_etl.lib.kafka import (
     KafkaConnection,
     KafkaUnavailable,
 )
-from gig_etl.lib.lock import IntegrationBusy
-from gig_etl.lib.registry import (
-    CredentialsError,
-    Integration,
-    IntegrationRegistry,
-    RegistryError,
-    registry_path,
-)
+from gig_etl.lib.lock import IntegrationBusy, WarehouseBusy
+from gig_etl.lib.registry import CredentialsError, Integration, IntegrationRegistry, RegistryError
+from gig_etl.lib.state_db import ConfigurationError, StateUnavailable
 from gig_etl.lib.warehouse import WarehouseNeedsRebuild, WarehouseUnavailable
+from gig_etl.servers import ServerError
 from gig_etl.simulate import (
     DEFAULT_DAYS,
     DEFAULT_PARTITIONS,
@@ -84,8 +82,9 @@ def reports_failures(command: Callable) -> Callable:
         except (RegistryError, NotApproved) as exc:
             raise InputError(str(exc)) from exc
         except (
-            KafkaUnavailable, DrainError, BrokerError, CredentialsError, HomeUnwritable, IntegrationBusy,
-            WarehouseNeedsRebuild, WarehouseUnavailable,
+            KafkaUnavailable, DrainError, BrokerError, CredentialsError, HomeUnwritable, IntegrationBusy, WarehouseBusy,
+            WarehouseNeedsRebuild, WarehouseUnavailable, ConfigurationError, StateUnavailable,
+            ObjectStoreUnavailable, ServerError,
         ) as exc:
             raise CliError(str(exc)) from exc
 
@@ -93,7 +92,7 @@ def reports_failures(command: Callable) -> Callable:
 
 
 def registry() -> IntegrationRegistry:
-    return IntegrationRegistry(registry_path(resolve_home()))
+    return current_deployment().registry()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -174,15 +173,38 @@ def demo(customers: int, seed: int, chaos: float, port: int) -> None:
 
 
 @main.command()
-@click.option("--integration", help="Only this integration (it must be approved).")
+@click.option("--tenants", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--customers", type=click.IntRange(min=1), default=1_000, show_default=True, help="Per tenant.")
 @reports_failures
-def run(integration: str | None) -> None:
+def stack(tenants: int, customers: int) -> None:
+    """The team deployment on this machine: Postgres, SeaweedFS (S3) and parallel
+    workers, started, run end to end and stopped."""
+    from gig_etl.stack import run_stack
+
+    if not run_stack(tenants, customers, echo=click.echo):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--integration", help="Only this integration (it must be approved).")
+@click.option("--shard", help="K/N: only shard K of N of the integration's drain (a worker of a sharded tick).")
+@click.option("--tick", hidden=True, help="The tick a shard's drain belongs to.")
+@reports_failures
+def run(integration: str | None, shard: str | None, tick: str | None) -> None:
     """One scheduler tick: refresh every approved integration, or the one named."""
-    from gig_etl.progress import showing_run_progress
+    from gig_etl.lib.shard import Shard
+    from gig_etl.progress import library_output_to, showing_run_progress
     from gig_etl.tick import outcome_lines, run_tick
 
-    with showing_run_progress():
-        outcomes = run_tick(resolve_home(), integration, echo=click.echo)
+    try:
+        drain_shard = Shard.parse(shard) if shard else None
+    except ValueError as exc:
+        raise InputError(f"--shard: {exc}") from exc
+    if drain_shard is not None and integration is None:
+        raise InputError("--shard needs --integration")
+    home = resolve_home()
+    with showing_run_progress(), library_output_to(home / "logs" / "gig-etl-run.log"):
+        outcomes = run_tick(home, integration, echo=click.echo, shard=drain_shard, tick=tick)
     for outcome in outcomes:
         click.echo("\n".join(outcome_lines(outcome)), err=not outcome.success)
     if not all(o.success for o in outcomes):
@@ -213,10 +235,10 @@ def rebuild(integration: str | None) -> None:
     store = home.raw_store()
     for target in targets:
         scratch = home.root() / "rebuild" / target.name
-        # The integration's lock first, then the warehouse, as a run takes them.
-        with home.integration_lock(target.name, "gig-etl rebuild"), connect_warehouse(
-            warehouse.lake(), warehouse.memory_limit
-        ) as db, ProgressBar(f"rebuilding {target.name}", 1) as bar:
+        # The integration's lock first, then the warehouse's, as a run takes them.
+        with home.integration_lock(target.name, "gig-etl rebuild"), warehouse.writer_lock("gig-etl rebuild"), \
+                connect_warehouse(warehouse.lake(), warehouse.memory_limit) as db, \
+                ProgressBar(f"rebuilding {target.name}", 1) as bar:
 
             def batch_done(done: int, of: int) -> None:
                 bar.total = max(of, 1)
@@ -354,13 +376,19 @@ def list_integrations() -> None:
         return
     from gig_etl.defs.resources import GigEtlHomeResource
     from gig_etl.instance import last_runs
+    from gig_etl.lib.shard import all_shards
 
     runs = last_runs(resolve_home(), [i.name for i in known])
     store = GigEtlHomeResource().raw_store()
+    shards = current_deployment().drain_shards
+    # A shard's drain records its own partitions' lag.
+    lag_keys = [""] if shards == 1 else [f"#{shard.name}" for shard in all_shards(shards)]
     rows = [("NAME", "STATUS", "TENANT", "BOOTSTRAP SERVERS", "IDENTIFIER", "LAST RUN", "OUTCOME", "LAG")]
     for i in known:
         run = runs.get(i.name)
-        lags = [store.recent_lags(i.name, topic, runs=1) for topic in tenant_topics(i.tenant_id).values()]
+        lags = [
+            store.recent_lags(i.name, topic + key, runs=1) for topic in tenant_topics(i.tenant_id).values() for key in lag_keys
+        ]
         rows.append((
             i.name, i.status.value, i.tenant_id, i.bootstrap_servers, i.identifier,
             run.started_at if run else "-", run.outcome if run else "-",

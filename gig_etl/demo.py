@@ -8,18 +8,12 @@ from typing import Callable
 import duckdb
 
 from gig_etl.broker import EmbeddedBroker
-from gig_etl.lib.home import raw_root
+from gig_etl.lib.deployment import current_deployment
 from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.load import clear_integration
-from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.registry import (
-    Integration,
-    IntegrationRegistry,
-    RegistryError,
-    registry_path,
-)
-from gig_etl.lib.warehouse import connect_warehouse, embedded_lake, open_lake
+from gig_etl.lib.registry import Integration, RegistryError
+from gig_etl.lib.warehouse import connect_warehouse, open_lake
 from gig_etl.simulate import generate_traffic, produce_with_progress
 from gig_etl.tick import outcome_lines, run_tick
 
@@ -31,7 +25,8 @@ def fresh_demo_integration(
 
     The embedded broker keeps its topics in memory, so a new one starts at offset 0:
     the integration's recorded offsets, raw files and warehouse rows are cleared."""
-    registry = IntegrationRegistry(registry_path(home))
+    deployment = current_deployment(home)
+    registry = deployment.registry()
     bootstrap_servers = f"127.0.0.1:{port}"
     try:
         existing = registry.get(integration)
@@ -42,8 +37,8 @@ def fresh_demo_integration(
             f"integration {integration!r} exists for {existing.tenant_id} on {existing.bootstrap_servers}; "
             f"use --port {existing.bootstrap_servers.rsplit(':', 1)[1]} or another GIG_ETL_HOME"
         )
-    forgotten = RawStore(raw_root(home)).forget_integration(integration)
-    with connect_warehouse(embedded_lake(home)) as db:
+    forgotten = deployment.raw_store().forget_integration(integration)
+    with connect_warehouse(deployment.lake()) as db:
         clear_integration(db, integration)
     if forgotten:
         echo(f"cleared the previous embedded run: {forgotten} raw files and the warehouse rows of {integration!r}")
@@ -53,7 +48,7 @@ def fresh_demo_integration(
 def approve_demo_integration(
     home: Path, integration: str, tenant: str, port: int, existing: Integration | None, echo: Callable[[str], None]
 ) -> None:
-    registry = IntegrationRegistry(registry_path(home))
+    registry = current_deployment(home).registry()
     if existing is None:
         registry.create(integration, tenant, f"127.0.0.1:{port}")
         registry.approve(integration)
@@ -90,9 +85,10 @@ def run_demo(
         echo("\n".join("    " + line for line in outcome_lines(outcome)))
         if not outcome.success:
             raise SystemExit(1)
-    echo(f"raw Parquet under {raw_root(home) / integration}; runs in the Dagster UI: make ui")
-    echo(f"warehouse: the lake {embedded_lake(home).catalog}:")
-    with open_lake(embedded_lake(home), read_only=True) as db:
+    deployment = current_deployment(home)
+    echo(f"raw Parquet under {deployment.raw_store().describe()}/{integration}; runs in the Dagster UI: make ui")
+    echo(f"warehouse: the lake {deployment.lake().describe()}:")
+    with open_lake(deployment.lake(), read_only=True) as db:
         for line in warehouse_summary(db, integration):
             echo("    " + line)
 

@@ -3,21 +3,29 @@ so that runs started from the command line show in the UI."""
 
 from __future__ import annotations
 
+import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Iterator
 
 import dagster as dg
 
+from gig_etl.lib.deployment import Deployment, current_deployment
 from gig_etl.lib.home import dagster_home
 from gig_etl.lib.lock import file_lock
+from gig_etl.lib.state_db import StateUnavailable
 
-# Written once when missing (an operator's own edits are kept). Runs are tagged
-# with their partition, the integration: one run at a time per integration, so
-# a refresh never overlaps another refresh or a compaction of the same data.
+# Written when missing, and rewritten while it starts with the line below (delete
+# that line to keep your own edits). Runs are tagged with their slot
+# (`gig_etl/slot`): the integration, or one shard of its drain. One run at a time
+# per slot: a refresh never overlaps another refresh or a compaction of the same
+# data, and the shards of a drain run side by side; eight runs at most in all.
 # A run whose process was killed stays STARTED and would hold that one slot for
 # ever; run monitoring fails it once it has run longer than any refresh should.
+_WRITTEN_BY_GIG_ETL = "# Written by gig-etl from its settings; delete this line to keep your own edits.\n"
 _INSTANCE_CONFIG = """\
 telemetry:
   enabled: false
@@ -27,20 +35,44 @@ run_monitoring:
   poll_interval_seconds: 60
 concurrency:
   runs:
+    max_concurrent_runs: 8
     tag_concurrency_limits:
-      - key: "dagster/partition"
+      - key: "gig_etl/slot"
         value:
           applyLimitPerUniqueValue: true
         limit: 1
 """
 
 
+def instance_config(deployment: Deployment) -> str:
+    """dagster.yaml for the deployment: runs and events in its Postgres, if it has one."""
+    text = _WRITTEN_BY_GIG_ETL + _INSTANCE_CONFIG
+    postgres = deployment.postgres
+    if postgres is not None:
+        # Each value as a JSON string, which YAML reads as the same string.
+        text += "storage:\n  postgres:\n    postgres_db:\n" + "".join(
+            f"      {key}: {value}\n" for key, value in {
+                "username": json.dumps(postgres.user), "hostname": json.dumps(postgres.host),
+                "port": postgres.port, "db_name": json.dumps(postgres.database),
+                # SQLAlchemy 2.1 takes plain postgresql:// for psycopg 3, which is not installed.
+                "scheme": "postgresql+psycopg2",
+            }.items()
+        )
+        if postgres.password_env:
+            text += f"      password:\n        env: {postgres.password_env}\n"
+    return text
+
+
 def prepare_dagster_home(home: Path) -> Path:
     folder = dagster_home(home)
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_INSTANCE_CONFIG)
+    if not config.exists() or config.read_text().startswith(_WRITTEN_BY_GIG_ETL):
+        wanted = instance_config(current_deployment(home))
+        if not config.exists() or config.read_text() != wanted:
+            temporary = config.with_suffix(f".yaml.{os.getpid()}")
+            temporary.write_text(wanted)
+            os.replace(temporary, config)
     return folder
 
 
@@ -54,6 +86,26 @@ def dagster_instance(home: Path) -> dg.DagsterInstance:
         instance.get_run_records(limit=1)
         instance.get_latest_materialization_event(dg.AssetKey("none"))
     return instance
+
+
+@contextmanager
+def dagster_storage_errors(home: Path) -> Iterator[None]:
+    """Dagster's Postgres storage gone (stopped, unreachable) as one StateUnavailable line."""
+    import sqlalchemy.exc
+    from dagster_postgres.utils import DagsterPostgresException
+
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, DagsterPostgresException) as exc:
+        postgres = current_deployment(home).postgres
+        if postgres is None:
+            raise
+        cause = exc
+        while cause.__cause__ is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
+            cause = cause.__cause__
+        detail = cause.orig if isinstance(cause, sqlalchemy.exc.DBAPIError) else cause
+        first = (str(detail).strip().splitlines() or [type(detail).__name__])[0]
+        raise StateUnavailable(f"Postgres at {postgres.describe()} (Dagster's runs and events) is unavailable: {first}") from exc
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@ in place on a terminal, and nothing at all when the output is piped or captured.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, TextIO
 
 _WIDTH = 30
@@ -78,3 +80,23 @@ def run_progress(label: str, total: int) -> ProgressBar:
     if _run_terminal is None:
         return ProgressBar(label, total, shown=False)
     return ProgressBar(label, total, _run_terminal)
+
+
+@contextmanager
+def library_output_to(path: Path) -> Iterator[Path]:
+    """Sends what libraries write to stderr or log through Python's root logger
+    (Dagster's storage retrying a lost database, say) to `path`, not the terminal:
+    the command's own outcome stays one line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    with open(path, "a") as log:
+        handler = logging.StreamHandler(log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        saved_handlers, saved_stderr = root.handlers[:], sys.stderr
+        root.handlers = [handler]
+        sys.stderr = log
+        try:
+            yield path
+        finally:
+            sys.stderr = saved_stderr
+            root.handlers = saved_handlers

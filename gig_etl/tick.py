@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable
 
 import dagster as dg
 
 from gig_etl.definitions import defs
-from gig_etl.defs.integrations.jobs import refresh_integration_job
+from gig_etl.defs.integrations.jobs import (
+    SHARD_TAG,
+    SLOT_TAG,
+    TICK_TAG,
+    drain_shard_job,
+    load_integration_job,
+    refresh_integration_job,
+    shard_run_config,
+)
 from gig_etl.defs.integrations.partitions import integrations_partitions
-from gig_etl.instance import dagster_instance
+from gig_etl.instance import dagster_instance, dagster_storage_errors
+from gig_etl.lib.deployment import current_deployment
 from gig_etl.lib.gate import NotApproved, status_summary
-from gig_etl.lib.registry import IntegrationRegistry, registry_path
+from gig_etl.lib.shard import Shard, all_shards
 
 # Where a `gig-etl run` runs, to tell later whether its process is still alive.
 _HOST_TAG = "gig_etl/host"
@@ -36,9 +49,15 @@ class RunOutcome:
     metadata: dict[str, dict]  # per asset key: its materialisation metadata
 
 
-def run_tick(home: Path, integration: str | None = None, echo: Callable[[str], None] = print) -> list[RunOutcome]:
-    """Runs the refresh job for the named integration, or for every approved one."""
-    registry = IntegrationRegistry(registry_path(home))
+def run_tick(
+    home: Path, integration: str | None = None, echo: Callable[[str], None] = print, shard: Shard | None = None,
+    tick: str | None = None,
+) -> list[RunOutcome]:
+    """Runs the refresh job for the named integration, or for every approved one.
+    With GIG_ETL_DRAIN_SHARDS=N, each integration's drain is N runs side by side,
+    each in a process of its own (`gig-etl run --shard K/N`), then one load run.
+    With `shard`, only that shard's drain of the named integration, for `tick`."""
+    registry = current_deployment(home).registry()
     if integration is not None:
         target = registry.get(integration)
         if not target.is_readable:
@@ -50,19 +69,39 @@ def run_tick(home: Path, integration: str | None = None, echo: Callable[[str], N
         if not names:
             echo(f"skipped: no approved integration: {status_summary(integrations)}")
             return []
+    with dagster_storage_errors(home):
+        return _run_each(home, names, echo, shard, tick)
+
+
+def _run_each(
+    home: Path, names: list[str], echo: Callable[[str], None], shard: Shard | None, tick: str | None
+) -> list[RunOutcome]:
     instance = dagster_instance(home)
     # What the approval sensor does when the daemon runs it.
     missing = set(names) - set(instance.get_dynamic_partitions(integrations_partitions.name))
     if missing:
         instance.add_dynamic_partitions(integrations_partitions.name, sorted(missing))
-    job = defs.resolve_job_def(refresh_integration_job.name)
+    shards = current_deployment(home).drain_shards
     outcomes = []
     for name in names:
         for run_id in fail_abandoned_runs(instance, name):
             echo(f"{name}: run {run_id} was left unfinished by a process that died; marked failed")
-        result = job.execute_in_process(
-            partition_key=name, instance=instance, raise_on_error=False, run_config=_RUN_CONFIG,
-            tags={_HOST_TAG: socket.gethostname(), _PID_TAG: str(os.getpid())},
+        tags = {_HOST_TAG: socket.gethostname(), _PID_TAG: str(os.getpid()), SLOT_TAG: name}
+        if shard is not None:
+            job, run_config = drain_shard_job, shard_run_config(shard, _RUN_CONFIG)
+            tags |= {SLOT_TAG: f"{name}/{shard.name}", SHARD_TAG: f"{shard.index}/{shard.count}", TICK_TAG: tick or ""}
+        elif shards > 1:
+            tick = datetime.now(UTC).isoformat(timespec="seconds")
+            failed = _drain_shards(home, name, shards, tick, echo)
+            if failed:
+                outcomes.append(RunOutcome(name, "-", False, failed, {}))
+                continue
+            job, run_config = load_integration_job, _RUN_CONFIG
+            tags |= {TICK_TAG: tick}
+        else:
+            job, run_config = refresh_integration_job, _RUN_CONFIG
+        result = defs.resolve_job_def(job.name).execute_in_process(
+            partition_key=name, instance=instance, raise_on_error=False, run_config=run_config, tags=tags,
         )
         error = None
         if not result.success:
@@ -70,7 +109,7 @@ def run_tick(home: Path, integration: str | None = None, echo: Callable[[str], N
             error = _failure_text(failures[0]) if failures else "the run failed"
         outcomes.append(
             RunOutcome(
-                name,
+                name if shard is None else f"{name} {shard}",
                 result.run_id,
                 result.success,
                 error,
@@ -83,6 +122,29 @@ def run_tick(home: Path, integration: str | None = None, echo: Callable[[str], N
             )
         )
     return outcomes
+
+
+def _drain_shards(home: Path, name: str, shards: int, tick: str, echo: Callable[[str], None]) -> str | None:
+    """Each shard's drain in a worker process of its own, side by side; echoes what
+    each did. Returns the first failure, or None when every shard drained."""
+
+    def worker(shard: Shard) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gig_etl.cli", "run", "--integration", name, "--shard", f"{shard.index}/{shard.count}",
+             "--tick", tick],
+            env=os.environ | {"GIG_ETL_HOME": str(home)}, capture_output=True, text=True,
+        )
+
+    with ThreadPoolExecutor(max_workers=shards) as pool:
+        done = list(pool.map(worker, all_shards(shards)))
+    for process in done:
+        for line in (process.stdout + process.stderr).strip().splitlines():
+            echo(line)
+    failures = [p for p in done if p.returncode != 0]
+    if not failures:
+        return None
+    last = (failures[0].stdout + failures[0].stderr).strip().splitlines()
+    return f"{len(failures)} of {shards} shards failed to drain, nothing loaded: " + (last[-1] if last else "no output")
 
 
 def fail_abandoned_runs(instance: dg.DagsterInstance, integration: str) -> list[str]:
@@ -119,7 +181,15 @@ def _failure_text(event) -> str:
     data = event.step_failure_data
     if data.user_failure_data is not None and data.user_failure_data.description:
         return data.user_failure_data.description
-    return data.error.message.strip().splitlines()[-1] if data.error else "the step failed"
+    if data.error is None:
+        return "the step failed"
+    # What went wrong, inside the errors Dagster wraps it in, without its class's name.
+    error = data.error
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    text = error.message.strip().splitlines()[0] if error.message.strip() else "the step failed"
+    prefix, _, rest = text.partition(": ")
+    return rest if rest and prefix.rsplit(".", 1)[-1] == error.cls_name else text
 
 
 def outcome_lines(outcome: RunOutcome) -> list[str]:

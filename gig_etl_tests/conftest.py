@@ -42,3 +42,46 @@ def authenticating_broker():
     authenticate. Its memory store holds no users, so every password is wrong."""
     with EmbeddedBroker(authentication=True) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """One real Postgres server (Debian's) for the session; each test takes a database of its own."""
+    from gig_etl.servers import PostgresServer
+
+    with PostgresServer(tmp_path_factory.mktemp("postgres"), password="team-pg-secret") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One real S3 server (SeaweedFS) for the session; each test takes a prefix of its own."""
+    from gig_etl.servers import SeaweedServer
+
+    with SeaweedServer(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+_team_numbers = itertools.count()
+
+
+def team_settings(postgres, s3, name: str) -> dict[str, str]:
+    """The environment of a team deployment on these servers: a database and an S3
+    prefix of its own, each secret in a variable named by a setting."""
+    postgres.create_database(name)
+    return {
+        "GIG_ETL_POSTGRES_URL": f"postgresql://{postgres.user}@127.0.0.1:{postgres.port}/{name}",
+        "GIG_ETL_POSTGRES_PASSWORD_ENV": "TEAM_PG_PASSWORD", "TEAM_PG_PASSWORD": postgres.password,
+        "GIG_ETL_OBJECT_STORE": f"s3://gig-etl-tests/{name}", "GIG_ETL_S3_ENDPOINT": s3.endpoint,
+        "GIG_ETL_S3_ACCESS_KEY_ENV": "TEAM_S3_KEY", "TEAM_S3_KEY": s3.access_key,
+        "GIG_ETL_S3_SECRET_KEY_ENV": "TEAM_S3_SECRET", "TEAM_S3_SECRET": s3.secret_key,
+    }
+
+
+@pytest.fixture
+def team_deployment(postgres_server, s3_server, monkeypatch) -> dict[str, str]:
+    """This test's environment points gig-etl at the shared servers."""
+    settings = team_settings(postgres_server, s3_server, f"team{next(_team_numbers)}")
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return settings

@@ -18,7 +18,7 @@ from gig_etl.defs.resources import (
 )
 from gig_etl.defs.warehouse.assets import WAREHOUSE_TABLES, warehouse_tables
 from gig_etl.lib.registry import Integration, IntegrationRegistry, registry_path
-from gig_etl.lib.warehouse import embedded_lake, open_lake
+from gig_etl.lib.warehouse import Lake, embedded_lake, open_lake
 
 ALL_ASSETS = [raw_topics, warehouse_tables, marts_views]
 
@@ -77,11 +77,11 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
     }
 
 
-def warehouse_rows(home: Path, integration: str, relations=tuple(WAREHOUSE_TABLES)) -> dict[str, list]:
+def warehouse_rows(home: Path, integration: str, relations=tuple(WAREHOUSE_TABLES), lake: Lake | None = None) -> dict[str, list]:
     """Every row the integration has in each table (or view), in a stable order. The
     profiles' gig_ columns come in name order: a warehouse adds those of new attributes
     in the order it first sees them, which differs with where raw batches begin and end."""
-    with open_lake(embedded_lake(home), read_only=True) as db:
+    with open_lake(lake or embedded_lake(home), read_only=True) as db:
         db.execute("SET TimeZone = 'UTC'").fetchall()
         rows = {}
         for relation in relations:

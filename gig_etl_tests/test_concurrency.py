@@ -90,3 +90,17 @@ def test_a_killed_cli_run_is_marked_failed_by_the_next_one(kafka_broker, tenant,
     run_id = killed.dagster_run.run_id
     assert f"killed: run {run_id} was left unfinished by a process that died; marked failed" in result.output
     assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_the_lake_has_one_writer_at_a_time_and_a_second_waits_then_names_the_first(tmp_path):
+    import pytest
+
+    from gig_etl.lib.lock import WarehouseBusy, lake_writer_lock
+    from gig_etl_tests.locking import held_in_another_thread
+
+    with held_in_another_thread(lambda: lake_writer_lock(tmp_path, "the load of it", 5)):
+        with pytest.raises(WarehouseBusy, match=r"the warehouse is busy: process \d+ has held it since .* \(the load of it\)"):
+            with lake_writer_lock(tmp_path, "lake maintenance", 0.3):
+                pass
+    with lake_writer_lock(tmp_path, "lake maintenance", 1):
+        pass

@@ -280,7 +280,7 @@ def _two_batches_each(home: Path):
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not parquet", "wrong columns"])
 def test_an_unreadable_raw_batch_is_put_on_record_and_the_batches_after_it_load(tmp_path, damage):
     integration, store, batches = _two_batches_each(tmp_path)
-    broken = batches[0].path
+    broken = Path(batches[0].path)
     if damage == "missing":
         broken.unlink()
     elif damage == "truncated":
@@ -310,7 +310,7 @@ def test_no_broken_raw_file_stops_the_batches_after_it(damage, at, garbage, whic
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         integration, store, batches = _two_batches_each(home)
-        path = batches[which].path
+        path = Path(batches[which].path)
         content = path.read_bytes()
         cut = int(at * len(content))
         if damage == "truncate":
@@ -339,7 +339,7 @@ def test_a_rebuild_with_an_unreadable_file_keeps_everything_else(tmp_path):
     integration, store, batches = _two_batches_each(tmp_path)
     with connect_warehouse(embedded_lake(tmp_path)) as db:
         load_integration(db, store, integration)
-    batches[1].path.write_bytes(b"")
+    Path(batches[1].path).write_bytes(b"")
     with connect_warehouse(embedded_lake(tmp_path)) as db:
         load = rebuild_integration(db, store, integration, tmp_path / "scratch")
         assert list(load.unreadable) == [batches[1].batch_id]
@@ -369,7 +369,7 @@ def test_an_erasure_that_finds_a_raw_file_gone_records_it_and_goes_on(tmp_path):
     integration, store, batches = _two_batches_each(tmp_path)
     with connect_warehouse(embedded_lake(tmp_path)) as db:
         load_integration(db, store, integration)
-        batches[2].path.unlink()
+        Path(batches[2].path).unlink()
         store_messages(store, "it", TopicKind.PROFILES, [(b"c1", None)], first_offset=10)
         load = load_integration(db, store, integration)
         assert load.total.erasures == 1
@@ -470,9 +470,9 @@ def test_an_unreadable_raw_batch_is_drained_again_or_set_aside(kafka_connection,
     profiles = store.batches("broken", TopicKind.PROFILES)
     assert len(profiles) >= 3
     redrained, lost = profiles[0], profiles[1]
-    redrained.path.write_bytes(b"truncated")
-    lost.path.unlink()
-    with store._transaction() as manifest:  # as if the broker had deleted what `lost` held
+    Path(redrained.path).write_bytes(b"truncated")
+    Path(lost.path).unlink()
+    with store.state.transaction() as manifest:  # as if the broker had deleted what `lost` held
         manifest.execute("UPDATE raw_batch_ranges SET first_offset = first_offset + 1000000, "
                          "last_offset = last_offset + 1000000 WHERE batch_id = ?", (lost.batch_id,))
 

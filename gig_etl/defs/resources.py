@@ -6,7 +6,6 @@ never at import.
 
 from __future__ import annotations
 
-import os
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,13 +17,15 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from gig_etl.lib.catalog import DEFAULT_MAX_ATTRIBUTE_COLUMNS
+from gig_etl.lib.deployment import Deployment, current_deployment
 from gig_etl.lib.drain import DrainLimits
-from gig_etl.lib.home import locks_root, raw_root, resolve_home
+from gig_etl.lib.home import locks_root, resolve_home
 from gig_etl.lib.kafka import BULK_READ_SETTINGS, KafkaConnection, open_consumer
-from gig_etl.lib.lock import integration_lock
 from gig_etl.lib.load import CHUNK_MESSAGES
+from gig_etl.lib.lock import integration_lock, lake_writer_lock
 from gig_etl.lib.raw_store import RawStore
-from gig_etl.lib.registry import IntegrationRegistry, registry_path
+from gig_etl.lib.registry import IntegrationRegistry
+from gig_etl.lib.shard import Shard
 from gig_etl.lib.warehouse import (
     DEFAULT_MEMORY_LIMIT,
     EXTENSION_SETTINGS,
@@ -37,7 +38,8 @@ from gig_etl.lib.warehouse import (
 
 
 class GigEtlHomeResource(dg.ConfigurableResource):
-    """The folder that holds raw Parquet, its manifest and the integrations' locks."""
+    """Raw Parquet, its manifest and the integrations' locks: under the home folder,
+    or on the team's servers that the environment names (`lib/deployment.py`)."""
 
     path: str | None = None  # None: $GIG_ETL_HOME, else ./data
     # How long a run waits for another process working on the same integration.
@@ -46,12 +48,16 @@ class GigEtlHomeResource(dg.ConfigurableResource):
     def root(self) -> Path:
         return resolve_home(self.path)
 
-    def raw_store(self) -> RawStore:
-        return RawStore(raw_root(self.root()))
+    def deployment(self) -> Deployment:
+        return current_deployment(self.path)
 
-    def integration_lock(self, integration: str, purpose: str) -> AbstractContextManager[None]:
-        """Held while a process drains, loads or compacts the integration's raw files."""
-        return integration_lock(locks_root(self.root()), integration, purpose, self.lock_wait_s)
+    def raw_store(self) -> RawStore:
+        return self.deployment().raw_store()
+
+    def integration_lock(self, integration: str, purpose: str, shard: Shard | None = None) -> AbstractContextManager[None]:
+        """Held while a process drains (a shard of), loads or compacts the integration's raw files."""
+        shared = self.deployment().shared_locks()
+        return integration_lock(locks_root(self.root()), integration, purpose, self.lock_wait_s, shared, shard)
 
 
 class IntegrationRegistryResource(dg.ConfigurableResource):
@@ -60,7 +66,7 @@ class IntegrationRegistryResource(dg.ConfigurableResource):
     home: str | None = None
 
     def registry(self) -> IntegrationRegistry:
-        return IntegrationRegistry(registry_path(resolve_home(self.home)))
+        return current_deployment(self.home).registry()
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -107,10 +113,6 @@ class KafkaResource(dg.ConfigurableResource):
             consumer.close()
 
 
-LAKE_CATALOG_ENV_VAR = "GIG_ETL_LAKE_CATALOG"
-LAKE_DATA_PATH_ENV_VAR = "GIG_ETL_LAKE_DATA_PATH"
-
-
 class WarehouseResource(DuckDBResource):
     """The warehouse, a DuckLake: a catalog database plus a data path for its
     Parquet files. Each connection is dagster-duckdb's, an in-memory DuckDB (its
@@ -120,8 +122,9 @@ class WarehouseResource(DuckDBResource):
 
     database: str = ":memory:"
     connection_config: dict[str, Any] = Field(default_factory=lambda: dict(EXTENSION_SETTINGS))
-    catalog: str | None = None  # None: $GIG_ETL_LAKE_CATALOG, else sqlite:$GIG_ETL_HOME/lake/catalog.sqlite
-    data_path: str | None = None  # None: $GIG_ETL_LAKE_DATA_PATH, else $GIG_ETL_HOME/lake/data/
+    # None: the deployment's (`lib/deployment.py`), by default sqlite:$GIG_ETL_HOME/lake/catalog.sqlite
+    catalog: str | None = None
+    data_path: str | None = None  # None: the deployment's, by default $GIG_ETL_HOME/lake/data/
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     # Columns that attributes outside the contract may add to `profiles`; past it,
     # new names keep their values in profiles.extra_attributes.
@@ -132,17 +135,19 @@ class WarehouseResource(DuckDBResource):
     # Messages of one topic a load applies in one transaction: larger chunks load
     # faster (each reads the lake's tables once) and hold more in memory.
     load_chunk_messages: int = CHUNK_MESSAGES
+    # How long a run waits for another that writes the lake (a load, maintenance).
+    writer_wait_s: float = 1800.0
 
     def lake(self) -> Lake:
-        catalog = self.catalog or os.environ.get(LAKE_CATALOG_ENV_VAR)
-        data_path = self.data_path or os.environ.get(LAKE_DATA_PATH_ENV_VAR)
-        embedded = embedded_lake(resolve_home())
-        if catalog is None and data_path is None:
-            return embedded
-        return Lake(catalog=catalog or embedded.catalog, data_path=data_path or embedded.data_path)
+        deployment = current_deployment()
+        lake = deployment.lake()
+        if self.catalog is None and self.data_path is None:
+            return lake
+        return Lake(catalog=self.catalog or lake.catalog, data_path=self.data_path or lake.data_path,
+                    object_store=deployment.object_store)
 
     def describe(self) -> str:
-        return self.lake().catalog
+        return self.lake().describe()
 
     def legacy_file(self) -> Path | None:
         """Where an older gig-etl kept its warehouse: only the embedded lake shares
@@ -150,10 +155,16 @@ class WarehouseResource(DuckDBResource):
         home = resolve_home()
         return legacy_warehouse_file(home) if self.lake() == embedded_lake(home) else None
 
+    def writer_lock(self, purpose: str) -> AbstractContextManager[None]:
+        """Held by whatever writes the lake: one process at a time (`lake_writer_lock`)."""
+        deployment = current_deployment()
+        return lake_writer_lock(locks_root(deployment.home), purpose, self.writer_wait_s, deployment.shared_locks())
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection that writes the lake, with its schema in place."""
-        with super().get_connection() as connection:
+        """A connection that writes the lake, with its schema in place, held by one
+        process at a time."""
+        with self.writer_lock("a run writing the lake"), super().get_connection() as connection:
             try:
                 attach_lake(connection, self.lake(), memory_limit=self.memory_limit)
                 prepare_for_writing(connection, self.legacy_file())

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA, RawBatch, RawStore
+from gig_etl.lib.shard import Shard
 
 
 class DrainError(RuntimeError):
@@ -183,8 +184,11 @@ class _Batch:
         return pa.Table.from_batches(self.chunks, schema=RAW_MESSAGE_SCHEMA)
 
 
-def _plan_topic(consumer: Consumer, store: RawStore, integration: str, topic: str, limits: DrainLimits) -> DrainResult:
-    """The topic's partitions, where each is read from and up to; a missing topic is no plan."""
+def _plan_topic(
+    consumer: Consumer, store: RawStore, integration: str, topic: str, limits: DrainLimits, shard: Shard | None = None
+) -> DrainResult:
+    """The topic's partitions (the `shard`'s), where each is read from and up to; a
+    missing topic is no plan."""
     try:
         metadata = consumer.list_topics(topic=topic, timeout=limits.metadata_timeout_s)
     except KafkaException as exc:
@@ -193,7 +197,7 @@ def _plan_topic(consumer: Consumer, store: RawStore, integration: str, topic: st
     if described is None or described.error is not None or not described.partitions:
         return DrainResult(topic, topic_found=False)
     watermarks = {}
-    for partition in sorted(described.partitions):
+    for partition in sorted(p for p in described.partitions if shard is None or shard.owns(p)):
         try:
             watermarks[partition] = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=limits.metadata_timeout_s, cached=False
@@ -285,9 +289,10 @@ class _BatchWriter:
     written besides those being filled. With one thread for both topics, a flush
     often waited for the other topic's write (0.25 s of a 1M drain)."""
 
-    def __init__(self, store: RawStore, integration: str) -> None:
+    def __init__(self, store: RawStore, integration: str, shard: Shard | None = None) -> None:
         self.store = store
         self.integration = integration
+        self.shard = shard
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._in_flight: dict[str, tuple[DrainResult, Future[RawBatch]]] = {}
 
@@ -296,7 +301,7 @@ class _BatchWriter:
         if result.topic not in self._executors:
             self._executors[result.topic] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gig-etl-write")
         written = self._executors[result.topic].submit(
-            self.store.commit_batch, self.integration, kind, result.topic, table, next_offsets
+            self.store.commit_batch, self.integration, kind, result.topic, table, next_offsets, self.shard
         )
         self._in_flight[result.topic] = (result, written)
 
@@ -325,13 +330,14 @@ def drain_topics(
     topics: dict[TopicKind, str],
     limits: DrainLimits = DrainLimits(),
     on_progress: Callable[[int, int], None] | None = None,
+    shard: Shard | None = None,
 ) -> dict[TopicKind, DrainResult]:
-    """Reads everything new in `topics`, all partitions at once, up to the high
-    watermarks noted at the start, writing bounded batches per topic to `store`.
-    A missing or empty topic gives zero rows. `on_progress(read, of)` hears how
-    many of the messages before the noted ends are read, for a progress bar."""
+    """Reads everything new in `topics`, all partitions at once (or the `shard`'s),
+    up to the high watermarks noted at the start, writing bounded batches per topic
+    to `store`. A missing or empty topic gives zero rows. `on_progress(read, of)`
+    hears how many of the messages before the noted ends are read, for a progress bar."""
     started_ms = int(time.time() * 1000)
-    results = {kind: _plan_topic(consumer, store, integration, topic, limits) for kind, topic in topics.items()}
+    results = {kind: _plan_topic(consumer, store, integration, topic, limits, shard) for kind, topic in topics.items()}
     drains = {r.topic: _TopicDrain(kind, r) for kind, r in results.items() if r.topic_found and r.plans}
     if not drains:
         return results
@@ -341,7 +347,7 @@ def drain_topics(
     consumer.assign(
         [TopicPartition(d.topic, p, start) for d in drains.values() for p, start in d.starts.items()]
     )
-    writer = _BatchWriter(store, integration)
+    writer = _BatchWriter(store, integration, shard)
     to_read = sum(d.offsets_left() for d in drains.values())
     try:
         last_progress = time.monotonic()
@@ -481,17 +487,21 @@ def _past_end_filter(
 
 
 def redrain_unreadable(
-    consumer: Consumer, store: RawStore, integration: str, limits: DrainLimits = DrainLimits()
+    consumer: Consumer, store: RawStore, integration: str, limits: DrainLimits = DrainLimits(),
+    shard: Shard | None = None,
 ) -> dict[str, RawBatch]:
     """Reads again from Kafka, by their recorded offsets, the batches whose files
     could not be read, each into a new batch in its place (`RawStore.replace_batch`);
     returns the new batch of each old one. A batch whose offsets the broker no
-    longer holds is set aside, on record with the reason, and the others go on."""
+    longer holds is set aside, on record with the reason, and the others go on.
+    A shard reads again only batches all of whose partitions are its own: another
+    shard may be reading the others' now (an unsharded drain reads them all)."""
     replaced = {}
     for record in store.unreadable(integration):
-        if record.set_aside:
+        ranges = store.batch_ranges(record.batch.batch_id)
+        if record.set_aside or (shard is not None and not all(shard.owns(p) for p in ranges)):
             continue
-        table, missing = _read_offsets(consumer, record.batch.topic, store.batch_ranges(record.batch.batch_id), limits)
+        table, missing = _read_offsets(consumer, record.batch.topic, ranges, limits)
         if missing is not None:
             store.set_aside(record.batch.batch_id, f"{record.reason}; it cannot be drained again: {missing}")
         else:

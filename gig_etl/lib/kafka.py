@@ -69,7 +69,7 @@ def topic_partitions(admin: AdminClient, topic: str, timeout_s: float) -> list[i
 
 
 def ensure_topics(
-    connection: KafkaConnection, topics: list[str], partitions: int, timeout_s: float = 15.0
+    connection: KafkaConnection, topics: list[str], partitions: int, timeout_s: float = 10.0
 ) -> list[str]:
     """Create the topics that are missing; returns the ones it created."""
     admin = AdminClient(connection.client_config())

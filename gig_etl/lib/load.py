@@ -329,7 +329,10 @@ def _without_refused(
             try:
                 _apply_chunk(db, integration, chunk, erasures, max_attribute_columns)
             finally:
-                _run(db, "ROLLBACK")
+                try:
+                    _run(db, "ROLLBACK")
+                except duckdb.TransactionException:
+                    pass  # the failure ended the transaction already
         except REFUSED_CONTENT as exc:
             return _refusal(exc)
         return None

@@ -1,30 +1,34 @@
 """Raw Parquet micro-batches and their manifest (no Dagster imports).
 
-A batch is a Parquet file of Kafka messages kept byte for byte. The manifest, a
-SQLite file beside the batches, is the source of truth: a batch exists once its
-row is in `raw_batches`, and the offsets to read next live in `raw_offsets`, both
-written in one transaction after the file is durable. SQLite (WAL) lets the CLI,
-the sensor and the UI read the manifest while a run writes it.
+A batch is a Parquet file of Kafka messages kept byte for byte, in a local
+folder or under an S3 prefix. The manifest, a SQLite file beside the batches or
+tables in a team's Postgres, is the source of truth: a batch exists once its row
+is in `raw_batches`, and the offsets to read next live in `raw_offsets`, both
+written in one transaction after the file is published whole. A file with no
+row (a crash between the two) is an orphan that counts for nothing and is
+removed. Either database lets the CLI, the sensor and the UI read the manifest
+while a run writes it.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from pyarrow import fs
 
 from gig_etl.contract import TopicKind
+from gig_etl.lib.file_area import FileArea
 from gig_etl.lib.home import writing_under
+from gig_etl.lib.shard import Shard
+from gig_etl.lib.state_db import StateConnection, StateDatabase
 
 # One row per Kafka message, kept untouched. Timestamps are microseconds in UTC
 # because nanosecond Parquet timestamps are not read by every reader.
@@ -39,9 +43,6 @@ RAW_MESSAGE_SCHEMA = pa.schema(
     ]
 )
 
-PARQUET_ROW_GROUP_SIZE = 128 * 1024
-PARQUET_COMPRESSION = "zstd"
-
 _MANIFEST_DDL = """
 CREATE TABLE IF NOT EXISTS raw_batches (
     batch_id     TEXT PRIMARY KEY,
@@ -49,23 +50,23 @@ CREATE TABLE IF NOT EXISTS raw_batches (
     topic_kind   TEXT NOT NULL,
     topic        TEXT NOT NULL,
     path         TEXT NOT NULL UNIQUE,  -- relative to the raw root
-    rows         INTEGER NOT NULL,
-    bytes        INTEGER NOT NULL,
+    rows         BIGINT NOT NULL,
+    bytes        BIGINT NOT NULL,
     created_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS raw_batches_by_source ON raw_batches (integration, topic_kind);
 CREATE TABLE IF NOT EXISTS raw_batch_ranges (
     batch_id     TEXT NOT NULL REFERENCES raw_batches (batch_id),
     partition    INTEGER NOT NULL,
-    first_offset INTEGER NOT NULL,
-    last_offset  INTEGER NOT NULL,
+    first_offset BIGINT NOT NULL,
+    last_offset  BIGINT NOT NULL,
     PRIMARY KEY (batch_id, partition)
 );
 CREATE TABLE IF NOT EXISTS drain_history (
     integration  TEXT NOT NULL,
     topic        TEXT NOT NULL,
-    lag_before   INTEGER NOT NULL,   -- messages behind when the drain began
-    drained      INTEGER NOT NULL,
+    lag_before   BIGINT NOT NULL,    -- messages behind when the drain began
+    drained      BIGINT NOT NULL,
     finished_at  TEXT NOT NULL
 );
 -- Offsets recorded as unread that the broker no longer had (retention passed them):
@@ -74,8 +75,8 @@ CREATE TABLE IF NOT EXISTS gaps (
     integration  TEXT NOT NULL,
     topic        TEXT NOT NULL,
     partition    INTEGER NOT NULL,
-    from_offset  INTEGER NOT NULL,
-    to_offset    INTEGER NOT NULL,   -- exclusive: the broker's earliest offset then
+    from_offset  BIGINT NOT NULL,
+    to_offset    BIGINT NOT NULL,   -- exclusive: the broker's earliest offset then
     found_at     TEXT NOT NULL,
     PRIMARY KEY (integration, topic, partition, from_offset)
 );
@@ -102,7 +103,7 @@ CREATE TABLE IF NOT EXISTS raw_offsets (
     integration  TEXT NOT NULL,
     topic        TEXT NOT NULL,
     partition    INTEGER NOT NULL,
-    next_offset  INTEGER NOT NULL,
+    next_offset  BIGINT NOT NULL,
     updated_at   TEXT NOT NULL,
     PRIMARY KEY (integration, topic, partition)
 );
@@ -115,10 +116,14 @@ class RawBatch:
     integration: str
     topic_kind: str
     topic: str
-    path: Path
+    path: str  # the file's location in its area: an absolute path, or bucket/key on S3
     rows: int
     bytes: int
     created_at: str
+    area: FileArea | None = field(default=None, compare=False, repr=False)  # None: a local path
+
+    def where(self) -> str:
+        return self.path if self.area is None else self.area.display(self.path)
 
 
 @dataclass(frozen=True)
@@ -132,28 +137,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_LOCAL = FileArea(fs.LocalFileSystem(), "/")
 
 
-def write_durably(table: pa.Table, path: Path) -> int:
-    """Writes `table` to `path` so that a crash leaves the old file or the new one,
-    whole: a temporary name, fsync, rename, fsync of the folder. Returns the size."""
-    temporary = path.with_suffix(".parquet.tmp")
-    try:
-        pq.write_table(table, temporary, row_group_size=PARQUET_ROW_GROUP_SIZE, compression=PARQUET_COMPRESSION)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-    except BaseException:
-        temporary.unlink(missing_ok=True)  # on a full disk, give the space back now
-        raise
-    os.replace(temporary, path)
-    _fsync_dir(path.parent)
-    return path.stat().st_size
+def _area(batch: RawBatch) -> FileArea:
+    return batch.area or _LOCAL
 
 
 class UnreadableBatch(RuntimeError):
@@ -164,15 +152,15 @@ def read_raw_batch(batch: RawBatch, columns: list[str] | None = None) -> pa.Tabl
     """The batch's messages (or those columns of them); raises UnreadableBatch when
     its file cannot give them."""
     try:
-        table = pq.read_table(batch.path, columns=columns)
+        table = _area(batch).read_parquet(batch.path, columns=columns)
         found = [(f.name, f.type) for f in table.schema]
     # Gone, truncated, not Parquet, or metadata that is not even UTF-8 (ValueError).
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise UnreadableBatch(f"raw batch {batch.batch_id} ({batch.path}) cannot be read: {exc}") from exc
+        raise UnreadableBatch(f"raw batch {batch.batch_id} ({batch.where()}) cannot be read: {exc}") from exc
     expected = [(f.name, f.type) for f in RAW_MESSAGE_SCHEMA if columns is None or f.name in columns]
     if found != expected:
         raise UnreadableBatch(
-            f"raw batch {batch.batch_id} ({batch.path}) does not hold raw messages: columns {table.schema.names}"
+            f"raw batch {batch.batch_id} ({batch.where()}) does not hold raw messages: columns {table.schema.names}"
         )
     return table
 
@@ -198,43 +186,34 @@ def _rewrite_without(keys: pa.Array, positions: pa.Array, batch: RawBatch) -> tu
     if not pc.any(erased).as_py():
         return None
     kept = table.filter(pc.invert(erased))
-    return kept.num_rows, write_durably(kept, batch.path)
+    return kept.num_rows, _area(batch).write_parquet(kept, batch.path)
 
 
 class RawStore:
-    """The raw layer under `root`: `<integration>/<topic kind>/date=<day>/<batch>.parquet`."""
+    """The raw layer: files `<integration>/<topic kind>/date=<day>/<batch>.parquet`
+    in `files`, recorded in the manifest `state`. By default both are under the
+    local folder `root`."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.manifest_path = self.root / "manifest.sqlite"
-        with writing_under(self.root, "the raw manifest"):
-            self.root.mkdir(parents=True, exist_ok=True)
-            with closing(self._connect()) as db:
-                db.executescript(_MANIFEST_DDL)
+    def __init__(self, root: Path | None = None, state: StateDatabase | None = None, files: FileArea | None = None) -> None:
+        if files is None:
+            assert root is not None, "a raw store needs a local root or a file area"
+            files = FileArea.local(root)
+        self.files = files
+        self.root = Path(files.base) if files.is_local else None
+        self.state = state or StateDatabase("the raw manifest", sqlite_path=Path(files.base) / "manifest.sqlite")
+        self.manifest_path = self.state.sqlite_path
+        with self._writing("the raw manifest"):
+            files.prepare()
+        self.state.create(_MANIFEST_DDL)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.manifest_path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
+    def describe(self) -> str:
+        return self.files.display()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction on the manifest: all of it, or none."""
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def _insert_batch(self, db: sqlite3.Connection, batch: RawBatch, table: pa.Table) -> None:
+    def _insert_batch(self, db: StateConnection, batch: RawBatch, table: pa.Table) -> None:
         """The manifest rows of a batch: itself, and the offsets it holds per partition."""
         db.execute(
             "INSERT INTO raw_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (batch.batch_id, batch.integration, batch.topic_kind, batch.topic, str(batch.path.relative_to(self.root)),
+            (batch.batch_id, batch.integration, batch.topic_kind, batch.topic, self.files.relative(batch.path),
              batch.rows, batch.bytes, batch.created_at),
         )
         ranges = table.group_by("partition").aggregate([("offset", "min"), ("offset", "max")]).to_pylist()
@@ -247,7 +226,7 @@ class RawStore:
 
     @staticmethod
     def _record_next_offsets(
-        db: sqlite3.Connection, integration: str, topic: str, next_offsets: dict[int, int], at: str
+        db: StateConnection, integration: str, topic: str, next_offsets: dict[int, int], at: str
     ) -> None:
         db.executemany(
             "INSERT INTO raw_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration, topic, partition) "
@@ -257,7 +236,7 @@ class RawStore:
 
     def next_offsets(self, integration: str, topic: str) -> dict[int, int]:
         """The recorded next offset to read, per partition, for this integration's topic."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             rows = db.execute(
                 "SELECT partition, next_offset FROM raw_offsets WHERE integration = ? AND topic = ?",
                 (integration, topic),
@@ -269,7 +248,7 @@ class RawStore:
         past them, in one transaction: a gap is reported once, and reading goes on
         from the broker's earliest offset."""
         found_at = _now()
-        with self._transaction() as db:
+        with self.state.transaction() as db:
             db.executemany(
                 "INSERT INTO gaps VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(integration, topic, p, start, end, found_at) for p, start, end in gaps],
@@ -279,7 +258,7 @@ class RawStore:
 
     def gaps(self, integration: str) -> list[tuple[str, int, int, int]]:
         """(topic, partition, from, to) of every gap recorded for the integration."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             return db.execute(
                 "SELECT topic, partition, from_offset, to_offset FROM gaps WHERE integration = ? "
                 "ORDER BY topic, partition, from_offset",
@@ -287,17 +266,17 @@ class RawStore:
             ).fetchall()
 
     def record_drain(self, integration: str, topic: str, lag_before: int, drained: int) -> None:
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             db.execute(
                 "INSERT INTO drain_history VALUES (?, ?, ?, ?, ?)", (integration, topic, lag_before, drained, _now())
             )
 
     def recent_lags(self, integration: str, topic: str, runs: int = 3) -> list[int]:
         """Lag before each of the latest `runs` drains, oldest first."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             rows = db.execute(
                 "SELECT lag_before FROM drain_history WHERE integration = ? AND topic = ? "
-                "ORDER BY finished_at DESC, rowid DESC LIMIT ?",
+                "ORDER BY finished_at DESC LIMIT ?",
                 (integration, topic, runs),
             ).fetchall()
         return [lag for (lag,) in reversed(rows)]
@@ -311,32 +290,38 @@ class RawStore:
         topic: str,
         table: pa.Table,
         next_offsets: dict[int, int],
+        shard: Shard | None = None,
     ) -> RawBatch:
         """Writes `table` as a durable Parquet file, then records it and the offsets
         after it in one manifest transaction. A crash before the transaction leaves
-        an orphan file that `remove_orphans` deletes; never a recorded gap."""
+        an orphan file that `remove_orphans` deletes; never a recorded gap. A
+        shard's batch is named for it, so that only that shard removes its orphans."""
         created_at = _now()
         batch_id = f"{created_at[:19].replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:12]}"
-        relative = Path(integration) / topic_kind.value / f"date={created_at[:10]}" / f"{batch_id}.parquet"
-        final = self.root / relative
+        if shard is not None:
+            batch_id += f"-{shard.name}"
+        final = self.files.location(f"{integration}/{topic_kind.value}/date={created_at[:10]}/{batch_id}.parquet")
         # Disk full or unwritable: the run stops with nothing recorded, and what
         # was half written is an orphan the next run removes.
-        with writing_under(self.root, "a raw batch"):
-            final.parent.mkdir(parents=True, exist_ok=True)
-            size = write_durably(table, final)
-            batch = RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at)
-            with self._transaction() as db:
+        with self._writing("a raw batch"):
+            size = self.files.write_parquet(table, final)
+            batch = RawBatch(batch_id, integration, topic_kind.value, topic, final, table.num_rows, size, created_at, self.files)
+            with self.state.transaction() as db:
                 self._insert_batch(db, batch, table)
                 self._record_next_offsets(db, integration, topic, next_offsets, created_at)
         return batch
 
     def batches(self, integration: str | None = None, topic_kind: TopicKind | None = None) -> list[RawBatch]:
-        query = "SELECT * FROM raw_batches WHERE (?1 IS NULL OR integration = ?1) AND (?2 IS NULL OR topic_kind = ?2)"
-        with closing(self._connect()) as db:
-            rows = db.execute(query + " ORDER BY created_at, batch_id", (integration, topic_kind and topic_kind.value))
-            return [
-                RawBatch(b, i, k, t, self.root / p, n, size, c) for b, i, k, t, p, n, size, c in rows.fetchall()
-            ]
+        query = (
+            "SELECT batch_id, integration, topic_kind, topic, path, rows, bytes, created_at FROM raw_batches "
+            "WHERE (? IS NULL OR integration = ?) AND (? IS NULL OR topic_kind = ?) ORDER BY created_at, batch_id"
+        )
+        kind = topic_kind and topic_kind.value
+        with self.state.connect() as db:
+            rows = db.execute(query, (integration, integration, kind, kind)).fetchall()
+        return [
+            RawBatch(b, i, k, t, self.files.location(p), n, size, c, self.files) for b, i, k, t, p, n, size, c in rows
+        ]
 
     def erase_customers(
         self, integration: str, customers: set[str], positions: pa.Table, batch_ids: set[str] | None = None
@@ -370,7 +355,7 @@ class RawStore:
                     self.record_unreadable(batch.batch_id, result)
                 elif result is not None:
                     rows, size = result
-                    with closing(self._connect()) as db:
+                    with self.state.connect() as db:
                         db.execute(
                             "UPDATE raw_batches SET rows = ?, bytes = ? WHERE batch_id = ?", (rows, size, batch.batch_id)
                         )
@@ -382,7 +367,7 @@ class RawStore:
     def record_unreadable(self, batch_id: str, reason: str) -> None:
         """Notes a batch whose file cannot be read, for the next drain to read again
         from Kafka (`replace_batch`) or to set aside."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             db.execute(
                 "INSERT INTO unreadable_batches VALUES (?, ?, ?, 0) ON CONFLICT (batch_id) DO NOTHING",
                 (batch_id, reason, _now()),
@@ -390,7 +375,7 @@ class RawStore:
 
     def set_aside(self, batch_id: str, reason: str) -> None:
         """A batch that cannot be read nor drained again: kept on record, with why."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             db.execute(
                 "INSERT INTO unreadable_batches VALUES (?, ?, ?, 1) ON CONFLICT (batch_id) "
                 "DO UPDATE SET reason = excluded.reason, set_aside = 1",
@@ -398,12 +383,12 @@ class RawStore:
             )
 
     def readable_again(self, batch_id: str) -> None:
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             db.execute("DELETE FROM unreadable_batches WHERE batch_id = ?", (batch_id,))
 
     def unreadable(self, integration: str) -> list[UnreadableRecord]:
         """The integration's batches on record as unreadable, set aside or not."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             rows = db.execute(
                 "SELECT u.batch_id, u.reason, u.set_aside FROM unreadable_batches AS u "
                 "JOIN raw_batches AS b USING (batch_id) WHERE b.integration = ? ORDER BY b.created_at, u.batch_id",
@@ -414,7 +399,7 @@ class RawStore:
 
     def batch_ranges(self, batch_id: str) -> dict[int, tuple[int, int]]:
         """The offsets a batch holds, per partition: (first, last), both included."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             rows = db.execute(
                 "SELECT partition, first_offset, last_offset FROM raw_batch_ranges WHERE batch_id = ?", (batch_id,)
             ).fetchall()
@@ -425,17 +410,16 @@ class RawStore:
         its place: a new batch (so a warehouse that loaded the old one counts them as
         duplicates), recorded in one transaction that also drops the old one."""
         batch_id = f"{old.batch_id}-redrained-{uuid.uuid4().hex[:8]}"
-        path = old.path.with_name(f"{batch_id}.parquet")
-        with writing_under(self.root, "a raw batch"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            size = write_durably(table, path)
-            new = RawBatch(batch_id, old.integration, old.topic_kind, old.topic, path, table.num_rows, size, old.created_at)
-            with self._transaction() as db:
+        path = f"{old.path.rsplit('/', 1)[0]}/{batch_id}.parquet"
+        with self._writing("a raw batch"):
+            size = self.files.write_parquet(table, path)
+            new = RawBatch(batch_id, old.integration, old.topic_kind, old.topic, path, table.num_rows, size, old.created_at, self.files)
+            with self.state.transaction() as db:
                 self._insert_batch(db, new, table)
                 db.execute("DELETE FROM raw_batch_ranges WHERE batch_id = ?", (old.batch_id,))
                 db.execute("DELETE FROM raw_batches WHERE batch_id = ?", (old.batch_id,))
                 db.execute("DELETE FROM unreadable_batches WHERE batch_id = ?", (old.batch_id,))
-        old.path.unlink(missing_ok=True)
+        self.files.delete(old.path)
         return new
 
     def compaction_candidates(self, integration: str, before_day: str) -> dict[str, list[RawBatch]]:
@@ -460,7 +444,7 @@ class RawStore:
         if not batches:
             return []
         integration, day = batches[0].integration, batches[0].created_at[:10]
-        merged = pa.concat_tables([pq.read_table(b.path) for b in batches]).sort_by(
+        merged = pa.concat_tables([self.files.read_parquet(b.path) for b in batches]).sort_by(
             [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
         )
         topic_kinds = {b.topic: b.topic_kind for b in batches}
@@ -471,19 +455,18 @@ class RawStore:
             for partition in sorted(set(topic_rows["partition"].to_pylist())):
                 part = topic_rows.filter(pc.equal(topic_rows["partition"], partition))
                 batch_id = f"{day.replace('-', '')}-compacted-{topic_kinds[topic]}-p{partition}-{uuid.uuid4().hex[:8]}"
-                path = self.root / integration / topic_kinds[topic] / f"date={day}" / f"{batch_id}.parquet"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                size = write_durably(part, path)
-                new.append((RawBatch(batch_id, integration, topic_kinds[topic], topic, path, part.num_rows, size, created_at), part))
+                path = self.files.location(f"{integration}/{topic_kinds[topic]}/date={day}/{batch_id}.parquet")
+                size = self.files.write_parquet(part, path)
+                new.append((RawBatch(batch_id, integration, topic_kinds[topic], topic, path, part.num_rows, size, created_at, self.files), part))
         record_loaded([b for b, _ in new])
-        with self._transaction() as db:
+        with self.state.transaction() as db:
             for batch, part in new:
                 self._insert_batch(db, batch, part)
             old = [(b.batch_id,) for b in batches]
             db.executemany("DELETE FROM raw_batch_ranges WHERE batch_id = ?", old)
             db.executemany("DELETE FROM raw_batches WHERE batch_id = ?", old)
         for batch in batches:
-            batch.path.unlink(missing_ok=True)
+            self.files.delete(batch.path)
         return [b for b, _ in new]
 
     # -- erasures ------------------------------------------------------------------
@@ -494,16 +477,17 @@ class RawStore:
         have arrived since."""
         if not erased:
             return
-        with self._transaction() as db:
+        with self.state.transaction() as db:
             db.executemany(
                 "INSERT INTO erasures VALUES (?, ?, ?, 0) ON CONFLICT (integration, customer_id) "
-                "DO UPDATE SET erased_at = max(erased_at, excluded.erased_at), raw_erased = 0",
+                "DO UPDATE SET erased_at = CASE WHEN excluded.erased_at > erasures.erased_at THEN excluded.erased_at "
+                "ELSE erasures.erased_at END, raw_erased = 0",
                 [(integration, customer, at.isoformat()) for customer, at in sorted(erased.items())],
             )
 
     def erased_customers(self, integration: str, pending_only: bool = False) -> list[str]:
         """The customers erased (with `pending_only`, those raw still holds)."""
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             rows = db.execute(
                 "SELECT customer_id FROM erasures WHERE integration = ? AND (raw_erased = 0 OR ? = 0) ORDER BY 1",
                 (integration, int(pending_only)),
@@ -511,7 +495,7 @@ class RawStore:
         return [customer for (customer,) in rows]
 
     def mark_raw_erased(self, integration: str, customers: list[str]) -> None:
-        with self._transaction() as db:
+        with self.state.transaction() as db:
             db.executemany(
                 "UPDATE erasures SET raw_erased = 1 WHERE integration = ? AND customer_id = ?",
                 [(integration, customer) for customer in customers],
@@ -520,7 +504,7 @@ class RawStore:
     def forget_integration(self, integration: str) -> int:
         """Deletes an integration's batches and offsets; returns how many files went."""
         batches = self.batches(integration)
-        with self._transaction() as db:
+        with self.state.transaction() as db:
             db.execute(
                 "DELETE FROM raw_batch_ranges WHERE batch_id IN "
                 "(SELECT batch_id FROM raw_batches WHERE integration = ?)",
@@ -536,21 +520,25 @@ class RawStore:
             db.execute("DELETE FROM gaps WHERE integration = ?", (integration,))
             db.execute("DELETE FROM erasures WHERE integration = ?", (integration,))
         for batch in batches:
-            batch.path.unlink(missing_ok=True)
+            self.files.delete(batch.path)
         return len(batches)
 
-    def remove_orphans(self, integration: str) -> list[Path]:
-        """Deletes the integration's batch files that no manifest row names: leftovers
-        of a crash between writing a file and recording it, whose messages will be
-        read again. Call it holding the integration's lock: another integration's
-        drain may be between writing a file and recording it at this very moment."""
+    def remove_orphans(self, integration: str, shard: Shard | None = None) -> list[str]:
+        """Deletes the integration's batch files (those of `shard`, if one is given)
+        that no manifest row names: leftovers of a crash between writing a file and
+        recording it, whose messages will be read again. Call it holding the lock
+        of the integration, or of the shard: another drain may be between writing a
+        file and recording it at this very moment."""
         known = {batch.path for batch in self.batches(integration)}
         orphans = [
-            path
-            for pattern in ("*/date=*/*.parquet", "*/date=*/*.parquet.tmp")
-            for path in (self.root / integration).glob(pattern)
-            if path not in known
+            location for location in self.files.list(integration, (".parquet", ".parquet.tmp"))
+            if location not in known and "/date=" in location
+            and (shard is None or f"-{shard.name}.parquet" in location)
         ]
-        for path in orphans:
-            path.unlink()
+        for location in orphans:
+            self.files.delete(location)
         return orphans
+
+    def _writing(self, what: str) -> AbstractContextManager[None]:
+        """A local disk's failure as one HomeUnwritable line (S3's have their own)."""
+        return writing_under(Path(self.files.base), what) if self.files.is_local else nullcontext()

@@ -1,8 +1,8 @@
 """The integration registry: GiG connections and their approval status (no Dagster imports).
 
-An integration is kept in a SQLite file under $GIG_ETL_HOME, apart from the
-warehouse, so the CLI, the Dagster daemon and the UI read it while a run holds
-the warehouse's write lock. Only the *name* of the environment variable that
+An integration is kept apart from the warehouse, in a SQLite file under
+$GIG_ETL_HOME or a team's shared Postgres, so the CLI, the Dagster daemon and
+the UI read it while a run writes the warehouse. Only the *name* of the environment variable that
 holds the password is stored; the password is read at run time.
 """
 
@@ -11,17 +11,15 @@ from __future__ import annotations
 import enum
 import os
 import re
-import sqlite3
 import unicodedata
-from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Mapping
 
 from gig_etl.contract import PROFILE_IDENTIFIERS
-from gig_etl.lib.home import writing_under
 from gig_etl.lib.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
+from gig_etl.lib.state_db import StateDatabase
 
 
 class RegistryError(ValueError):
@@ -179,28 +177,23 @@ def _now() -> str:
 
 
 class IntegrationRegistry:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        with writing_under(self.path.parent, "the integration registry"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with closing(self._connect()) as db:
-                db.execute(_DDL)
+    """The integrations, in a SQLite file at `path`, or in the shared database `state`."""
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def __init__(self, path: Path | None = None, state: StateDatabase | None = None) -> None:
+        self.state = state or StateDatabase("the integration registry", sqlite_path=path)
+        self.path = self.state.sqlite_path
+        self.state.create(_DDL)
 
     def _write(self, integration: Integration, insert: bool) -> None:
         row = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(integration).items()}
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             if insert:
                 try:
                     db.execute(
                         f"INSERT INTO integrations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                         [row[c] for c in _COLUMNS],
                     )
-                except sqlite3.IntegrityError:
+                except self.state.integrity_errors:
                     raise RegistryError(f"an integration named {integration.name!r} exists already") from None
             else:
                 db.execute(
@@ -219,14 +212,14 @@ class IntegrationRegistry:
         return integration
 
     def get(self, name: str) -> Integration:
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM integrations WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise RegistryError(f"unknown integration {name!r}: `gig-etl integrations list` shows the known ones")
         return self._from_row(row)
 
     def list(self) -> list[Integration]:
-        with closing(self._connect()) as db:
+        with self.state.connect() as db:
             rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM integrations ORDER BY name").fetchall()
         return [self._from_row(row) for row in rows]
 

@@ -8,15 +8,22 @@ lake's `main` schema, gig-etl's own state in `internal`.
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 
 from gig_etl.contract import PROFILE_ATTRIBUTES, AttributeType
+from gig_etl.lib.file_area import EnvironmentValue, ObjectStore
 from gig_etl.lib.identifiers import ATTRIBUTE_PREFIX, EXTRA_ATTRIBUTES, quote_identifier, string_literal
+from gig_etl.lib.lock import postgres_lock
+from gig_etl.lib.state_db import PostgresSettings, StateDatabase
 
 # The lake as gig-etl's own connections attach it.
 LAKE = "lake"
@@ -45,6 +52,8 @@ _COLUMN_TYPES = {
 EXTRA_ATTRIBUTES_TYPE = "MAP(VARCHAR, VARCHAR)"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The lake's catalog tables in a shared Postgres database: a schema of their own.
+LAKE_CATALOG_SCHEMA = "gig_etl_lake"
 
 # Never fetched from the internet: each extension is a file in its PyPI wheel,
 # installed with gig-etl, as trusted as the DuckDB it came with. Checking its
@@ -74,6 +83,15 @@ class Lake:
     # The embedded lake moves with its home folder: its data path is the home's,
     # wherever the catalog first put it.
     follows_home: bool = False
+    # A team's shared servers: the catalog's Postgres (its password from the variable
+    # it names) and the S3 store of the data path (its keys likewise).
+    postgres: PostgresSettings | None = field(default=None, compare=False)
+    object_store: ObjectStore | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        if self.postgres is not None:
+            return f"{self.postgres.describe()} (schema {LAKE_CATALOG_SCHEMA})"
+        return self.catalog
 
     def extensions(self) -> list[str]:
         """The DuckDB extensions this lake needs, in load order."""
@@ -108,10 +126,27 @@ def legacy_warehouse_file(home: Path) -> Path:
     return home / "warehouse.duckdb"
 
 
+# An extension's file must be named after the extension inside it, which for one
+# wheel is not the wheel's name: DuckDB finds its entry point by the file's name.
+_EXTENSION_INSIDE = {"postgres": "postgres_scanner"}
+
+
 def extension_file(name: str) -> Path:
-    """An extension's file in its wheel, `duckdb-extension-<name>`, for this DuckDB."""
+    """An extension's file in its wheel, `duckdb-extension-<name>`, for this DuckDB
+    (for a wheel whose file is misnamed, a link to it under the right name)."""
     package = resources.files(f"duckdb_extension_{name}")
-    return Path(str(package)) / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    shipped = Path(str(package)) / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    inside = _EXTENSION_INSIDE.get(name)
+    if inside is None:
+        return shipped
+    link = Path(tempfile.gettempdir()) / f"gig-etl-duckdb-{duckdb.__version__}-{os.getuid()}" / f"{inside}.duckdb_extension"
+    if not link.exists() or link.resolve() != shipped.resolve():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        temporary = link.with_name(f"{link.name}.{os.getpid()}")
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(shipped)
+        os.replace(temporary, link)  # atomic: processes starting together never see half a link
+    return link
 
 
 def load_extensions(connection: duckdb.DuckDBPyConnection, names: list[str]) -> None:
@@ -171,18 +206,80 @@ def attach_lake(
             options.append("OVERRIDE_DATA_PATH TRUE")
     if snapshot is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+    options += _server_secrets(connection, lake)
     if lake.catalog.startswith("sqlite:"):
         # WAL, else a reader's open transaction holds off every commit ("database
         # is locked"); and a writer waits for another's commit rather than fail.
         options += ["META_JOURNAL_MODE 'WAL'", f"META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}"]
     try:
-        connection.execute(
-            f"ATTACH {string_literal('ducklake:' + lake.catalog)} AS {quote_identifier(alias)} ({', '.join(options)})"
-        ).fetchall()
+        with _first_of_many_writers(lake, read_only):
+            connection.execute(
+                f"ATTACH {string_literal('ducklake:' + lake.catalog)} AS {quote_identifier(alias)} ({', '.join(options)})"
+            ).fetchall()
     except duckdb.Error as exc:
-        raise WarehouseUnavailable(f"cannot open the lake {lake.catalog}: {_first_line(exc)}") from exc
+        raise WarehouseUnavailable(f"cannot open the lake {lake.describe()}: {_first_line(exc)}") from exc
     if use:
         connection.execute(f"USE {quote_identifier(alias)}").fetchall()
+
+
+@contextmanager
+def _first_of_many_writers(lake: Lake, read_only: bool) -> Iterator[None]:
+    """On a Postgres catalog, one writer at a time attaches: the first to find no
+    lake creates its schema and tables, which several at once would collide on."""
+    if lake.postgres is None or read_only:
+        yield
+        return
+    shared = StateDatabase("the lake's catalog", postgres=lake.postgres)
+    with postgres_lock(shared, "lake attach", "attaching the lake", wait_s=120):
+        with shared.connect() as db:
+            db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(LAKE_CATALOG_SCHEMA)}")
+        yield
+
+
+def secret_statements(lake: Lake, in_cli: bool = False) -> tuple[list[str], list[str]]:
+    """The CREATE SECRET statements for the lake's servers, and the ATTACH options
+    that use them. A password or key is read from the variable holding it: now, or
+    `in_cli`, by the DuckDB CLI's `getenv` when it runs them (so no printed
+    statement holds a secret)."""
+
+    def value(setting: str | EnvironmentValue) -> str:
+        if not isinstance(setting, EnvironmentValue):
+            return string_literal(setting)
+        if in_cli:
+            return f"getenv({string_literal(setting.variable)})"
+        found = os.environ.get(setting.variable)
+        if found is None:
+            raise WarehouseUnavailable(f"the variable {setting.variable}, which holds a secret of the lake, is not set")
+        return string_literal(found)
+
+    def secret(name: str, kind: str, settings: dict[str, str | EnvironmentValue]) -> str:
+        listed = "".join(f", {key} {value(setting)}" for key, setting in settings.items())
+        return f"CREATE OR REPLACE TEMPORARY SECRET {name} (TYPE {kind}{listed});"
+
+    statements, options = [], []
+    if lake.object_store is not None:
+        statements.append(secret(
+            "gig_etl_object_store", "s3", {"SCOPE": f"s3://{lake.object_store.bucket}"} | lake.object_store.duckdb_secret()
+        ))
+    if lake.postgres is not None:
+        settings: dict[str, str | EnvironmentValue] = {
+            "HOST": lake.postgres.host, "PORT": str(lake.postgres.port), "USER": lake.postgres.user,
+            "DATABASE": lake.postgres.database,
+        }
+        if lake.postgres.password_env:
+            settings["PASSWORD"] = EnvironmentValue(lake.postgres.password_env)
+        statements.append(secret("gig_etl_catalog", "postgres", settings))
+        options += ["META_SECRET 'gig_etl_catalog'", f"METADATA_SCHEMA {string_literal(LAKE_CATALOG_SCHEMA)}"]
+    return statements, options
+
+
+def _server_secrets(connection: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
+    """Creates this connection's secrets for the lake's servers; returns the ATTACH
+    options using them."""
+    statements, options = secret_statements(lake)
+    for statement in statements:
+        connection.execute(statement).fetchall()
+    return options
 
 
 def connect_warehouse(
@@ -248,7 +345,10 @@ def _apply_schema(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute("INSERT INTO internal.lake_schema VALUES (?)", [SCHEMA_VERSION]).fetchall()
         connection.execute("COMMIT").fetchall()
     except duckdb.TransactionException:
-        connection.execute("ROLLBACK").fetchall()
+        try:
+            connection.execute("ROLLBACK").fetchall()
+        except duckdb.TransactionException:
+            pass  # a COMMIT that conflicted (a Postgres catalog) has ended it already
         if _schema_version(connection) != SCHEMA_VERSION:
             raise
 

@@ -20,7 +20,19 @@ from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.kafka import KafkaUnavailable
 from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.registry import CredentialsError
+from gig_etl.lib.shard import Shard
 from gig_etl.progress import run_progress
+
+
+class DrainShardConfig(dg.Config):
+    """Which shard of the integration's partitions a run drains: partition p is
+    shard p mod `shard_count`. One shard (the default) is every partition."""
+
+    shard_index: int = 0
+    shard_count: int = 1
+
+    def shard(self) -> Shard | None:
+        return None if self.shard_count == 1 else Shard(self.shard_index, self.shard_count)
 
 
 def raw_asset_key(kind: TopicKind) -> dg.AssetKey:
@@ -97,25 +109,30 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | st
 )
 def raw_topics(
     context: dg.AssetExecutionContext,
+    config: DrainShardConfig,
     kafka: KafkaResource,
     gig_etl_home: GigEtlHomeResource,
     integration_registry: IntegrationRegistryResource,
     health: HealthResource,
 ):
-    """Drains the selected topics with one consumer, all their partitions at once."""
+    """Drains the selected topics with one consumer, all their partitions at once
+    (or one shard's: partition p is shard p mod N)."""
     integration = approved_integration(context, integration_registry)
     kinds = [kind for kind in TopicKind if raw_asset_key(kind) in context.selected_asset_keys]
     topics = {kind: kind.topic(integration.tenant_id) for kind in kinds}
+    shard = config.shard()
+    label = integration.name if shard is None else f"{integration.name} {shard}"
     try:
-        with gig_etl_home.integration_lock(integration.name, f"drain, run {context.run.run_id}"):
+        with gig_etl_home.integration_lock(integration.name, f"drain, run {context.run.run_id}", shard):
             store = gig_etl_home.raw_store()
-            store.remove_orphans(integration.name)
+            store.remove_orphans(integration.name, shard)
             with kafka.consumer(integration.connection(), integration.name) as consumer:
-                redrained = redrain_unreadable(consumer, store, integration.name, kafka.limits())
-                with run_progress(f"{integration.name}: draining", 0) as bar:
+                redrained = redrain_unreadable(consumer, store, integration.name, kafka.limits(), shard)
+                with run_progress(f"{label}: draining", 0) as bar:
                     results = drain_topics(
                         consumer, store, integration.name, topics, kafka.limits(),
                         on_progress=lambda read, of: bar.update(read, f"{read:,} of {of:,} messages", of),
+                        shard=shard,
                     )
     except CredentialsError as exc:  # names the integration, its broker and the variable
         raise dg.Failure(description=str(exc)) from exc
@@ -162,11 +179,12 @@ def raw_topics(
                 metadata={"set_aside": len(kind_set_aside)},
             )
         # What the run drained was behind too: brokers that report a short high
-        # watermark (Tansu) understate lag_before.
-        store.record_drain(integration.name, result.topic, max(result.lag_before, result.rows), result.rows)
+        # watermark (Tansu) understate lag_before. A shard's lag is its partitions'.
+        lag_key = result.topic if shard is None else f"{result.topic}#{shard.name}"
+        store.record_drain(integration.name, lag_key, max(result.lag_before, result.rows), result.rows)
         check_key = dg.AssetCheckKey(raw_asset_key(kind), "lag_not_growing")
         if check_key in context.selected_asset_check_keys:
-            verdict = lag_trend(store.recent_lags(integration.name, result.topic), health.lag_growth_tolerance)
+            verdict = lag_trend(store.recent_lags(integration.name, lag_key), health.lag_growth_tolerance)
             yield dg.AssetCheckResult(
                 asset_key=raw_asset_key(kind), check_name="lag_not_growing", passed=verdict.passed,
                 severity=dg.AssetCheckSeverity.WARN, description=verdict.description, metadata=verdict.metadata,

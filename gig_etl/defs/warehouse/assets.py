@@ -29,7 +29,7 @@ from gig_etl.lib.health import (
 from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.load import LoadCounts, load_integration
-from gig_etl.lib.lock import IntegrationBusy
+from gig_etl.lib.lock import IntegrationBusy, WarehouseBusy
 from gig_etl.lib.warehouse import ANALYST_TABLES, WarehouseNeedsRebuild, WarehouseUnavailable
 from gig_etl.progress import run_progress
 
@@ -173,7 +173,7 @@ def warehouse_tables(
                     [integration.name, integration.name],
                 ).fetchall()
             ]
-    except (HomeUnwritable, IntegrationBusy, WarehouseNeedsRebuild, WarehouseUnavailable) as exc:
+    except (HomeUnwritable, IntegrationBusy, WarehouseBusy, WarehouseNeedsRebuild, WarehouseUnavailable) as exc:
         raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
     except (duckdb.IOException, duckdb.TransactionException) as exc:  # disk full, unwritable: the batch rolled back
         raise dg.Failure(
