@@ -99,5 +99,5 @@ def run_stack(tenants: int, customers: int, echo: Callable[[str], None], shards:
     succeeded = all(status == 0 for _, status, _ in results)
     if succeeded:
         shutil.rmtree(folder, ignore_errors=True)
-    echo(f"servers stopped; their data and logs {'were deleted' if succeeded else 'are kept'} under {folder}")
+    echo(f"servers stopped; their data and logs under {folder} {'deleted' if succeeded else 'kept, for a look'}")
     return succeeded
