@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,21 +92,32 @@ def dagster_instance(home: Path) -> dg.DagsterInstance:
 @contextmanager
 def dagster_storage_errors(home: Path) -> Iterator[None]:
     """Dagster's Postgres storage gone (stopped, unreachable) as one StateUnavailable line."""
-    import sqlalchemy.exc
-    from dagster_postgres.utils import DagsterPostgresException
-
     try:
         yield
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, DagsterPostgresException) as exc:
+    except Exception as exc:
         postgres = current_deployment(home).postgres
-        if postgres is None:
+        if postgres is None or not _lost_storage(exc):
             raise
-        cause = exc
+        import sqlalchemy.exc
+
+        cause: BaseException = exc
         while cause.__cause__ is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
             cause = cause.__cause__
         detail = cause.orig if isinstance(cause, sqlalchemy.exc.DBAPIError) else cause
         first = (str(detail).strip().splitlines() or [type(detail).__name__])[0]
         raise StateUnavailable(f"Postgres at {postgres.describe()} (Dagster's runs and events) is unavailable: {first}") from exc
+
+
+def _lost_storage(exc: Exception) -> bool:
+    """Whether `exc` is Dagster's storage losing its database. Its modules are looked
+    at only now: importing dagster-postgres on every run would cost a second."""
+    import sqlalchemy.exc
+
+    postgres_utils = sys.modules.get("dagster_postgres.utils")
+    lost = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+    if postgres_utils is not None:
+        lost += (postgres_utils.DagsterPostgresException,)
+    return isinstance(exc, lost)
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ class Deployment:
         return [
             f"registry and raw manifest: {state}",
             f"raw Parquet:               {raw}",
-            f"lake catalog:              {lake.describe()}",
+            f"lake catalog:              {lake.catalog_description()}",
             f"lake data:                 {lake.data_path}",
             f"Dagster runs and events:   {runs}",
         ]

@@ -88,10 +88,17 @@ class Lake:
     postgres: PostgresSettings | None = field(default=None, compare=False)
     object_store: ObjectStore | None = field(default=None, compare=False)
 
+    def catalog_description(self) -> str:
+        """The catalog, without a password (it is never in the catalog string)."""
+        return f"{self.postgres.describe()} (schema {LAKE_CATALOG_SCHEMA})" if self.postgres else self.catalog
+
     def describe(self) -> str:
-        if self.postgres is not None:
-            return f"{self.postgres.describe()} (schema {LAKE_CATALOG_SCHEMA})"
-        return self.catalog
+        """The catalog, and the S3 store of the files if they are there: a failure
+        to reach either names it."""
+        where = self.catalog_description()
+        if self.object_store is not None:
+            where += f", its files in the S3 store {self.data_path} at {self.object_store.endpoint or 'AWS'}"
+        return where
 
     def extensions(self) -> list[str]:
         """The DuckDB extensions this lake needs, in load order."""
