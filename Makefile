@@ -32,6 +32,7 @@ stack: $(STAMP) postgres
 postgres:
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing Debian's postgresql package"; \
+		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -qq postgresql >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }; }
 
 clean:
