@@ -17,6 +17,7 @@ import dagster as dg
 
 from gig_etl.definitions import defs
 from gig_etl.defs.integrations.jobs import (
+    CLI_PID_TAG,
     SHARD_TAG,
     SLOT_TAG,
     TICK_TAG,
@@ -31,9 +32,8 @@ from gig_etl.lib.deployment import current_deployment
 from gig_etl.lib.gate import NotApproved, status_summary
 from gig_etl.lib.shard import Shard, all_shards
 
-# Where a `gig-etl run` runs, to tell later whether its process is still alive.
+# Where a `gig-etl run` runs (and CLI_PID_TAG), to tell later whether its process is still alive.
 _HOST_TAG = "gig_etl/host"
-_PID_TAG = "gig_etl/pid"
 
 # The terminal gets one line per asset from the run's metadata, and a failure in
 # one line; Dagster's own log (with any traceback) is in the UI.
@@ -86,7 +86,7 @@ def _run_each(
     for name in names:
         for run_id in fail_abandoned_runs(instance, name):
             echo(f"{name}: run {run_id} was left unfinished by a process that died; marked failed")
-        tags = {_HOST_TAG: socket.gethostname(), _PID_TAG: str(os.getpid()), SLOT_TAG: name}
+        tags = {_HOST_TAG: socket.gethostname(), CLI_PID_TAG: str(os.getpid()), SLOT_TAG: name}
         if shard is not None:
             job, run_config = drain_shard_job, shard_run_config(shard, _RUN_CONFIG)
             tags |= {SLOT_TAG: f"{name}/{shard.name}", SHARD_TAG: f"{shard.index}/{shard.count}", TICK_TAG: tick or ""}
@@ -161,7 +161,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance, integration: str) -> list[
     abandoned = []
     for record in records:
         run = record.dagster_run
-        if not _process_alive(int(run.tags[_PID_TAG])):
+        if not _process_alive(int(run.tags[CLI_PID_TAG])):
             instance.report_run_failed(run, "the gig-etl process running it died before the run ended")
             abandoned.append(run.run_id)
     return abandoned

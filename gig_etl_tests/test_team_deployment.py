@@ -14,7 +14,7 @@ from pyarrow import fs
 
 from gig_etl.analyst import attach_statements
 from gig_etl.cli import main
-from gig_etl.defs.integrations.sensors import load_after_shards
+from gig_etl.defs.integrations.sensors import load_after_shards, shards_drained_sensor
 from gig_etl.defs.warehouse.assets import WAREHOUSE_TABLES
 from gig_etl.instance import dagster_instance
 from gig_etl.lib.deployment import current_deployment
@@ -132,6 +132,13 @@ def test_a_sharded_run_keeps_every_piece_on_the_servers_and_loads_what_the_embed
     request = load_after_shards(instance, shard_runs[0].dagster_run)
     assert request.job_name == "load_integration" and request.partition_key == "shared"
     assert request.run_key == f"load:shared:{shard_runs[0].dagster_run.tags['gig_etl/tick']}"
+    # The sensor itself leaves these shards alone: `gig-etl run` started them, and has loaded their tick.
+    [success] = instance.get_records_for_run(shard_runs[0].dagster_run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+    sensed = shards_drained_sensor(dg.build_run_status_sensor_context(
+        sensor_name="shards_drained_sensor", dagster_event=success.event_log_entry.dagster_event,
+        dagster_instance=instance, dagster_run=shard_runs[0].dagster_run,
+    ))
+    assert isinstance(sensed, dg.SkipReason) and "gig-etl run" in sensed.skip_message
 
     # A second tick finds nothing new and loads nothing twice.
     [again] = run_tick(home, "shared", echo=lambda _: None)

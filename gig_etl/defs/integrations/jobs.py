@@ -38,6 +38,8 @@ DAEMON_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 SLOT_TAG = "gig_etl/slot"
 TICK_TAG = "gig_etl/tick"  # the tick a shard's drain belongs to, for the load after it
 SHARD_TAG = "gig_etl/shard"
+# The process of a `gig-etl run` that runs it (a run the CLI started, not the daemon).
+CLI_PID_TAG = "gig_etl/pid"
 
 
 def shard_run_config(shard: Shard, base: dict | None = None) -> dict:

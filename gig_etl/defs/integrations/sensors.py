@@ -3,6 +3,7 @@ import json
 import dagster as dg
 
 from gig_etl.defs.integrations.jobs import (
+    CLI_PID_TAG,
     DAEMON_RUN_CONFIG,
     SHARD_TAG,
     SLOT_TAG,
@@ -83,4 +84,6 @@ def load_after_shards(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dg.Ru
     description="Once every shard of an integration's tick has drained, requests the tick's load.",
 )
 def shards_drained_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    if CLI_PID_TAG in context.dagster_run.tags:
+        return dg.SkipReason("a shard of a `gig-etl run`, which loads its own tick")
     return load_after_shards(context.instance, context.dagster_run)
