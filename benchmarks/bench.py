@@ -255,7 +255,7 @@ def stack_runs(bootstrap: str, customers: int, work: Path) -> dict:
     both ways. Each way has integrations of its own over the same four tenants."""
     from gig_etl.lib.deployment import current_deployment
     from gig_etl.servers import PostgresServer, SeaweedServer
-    from gig_etl.stack import run_workers, stack_settings
+    from gig_etl.stack import run_integrations, stack_settings
 
     tenants = [f"stack-{n}" for n in range(4)]
     messages = sum(
@@ -285,8 +285,8 @@ def stack_runs(bootstrap: str, customers: int, work: Path) -> dict:
                 finally:
                     os.environ.clear()
                     os.environ.update(saved)
-                seconds, results = run_workers(home, names, parallel, environ)
-                failed = [f"{name}: {output.splitlines()[-1:]}" for name, status, output in results if status]
+                seconds, results = run_integrations(home, names, parallel, environ)
+                failed = [f"{name}: {r.output.splitlines()[-1:]}" for name, r in zip(names, results) if r.status]
                 if failed:
                     raise SystemExit(f"the {where} {way} runs failed: {failed}")
                 figures[f"{where}_{way}_seconds"] = seconds

@@ -376,18 +376,18 @@ def list_integrations() -> None:
         return
     from gig_etl.defs.resources import GigEtlHomeResource
     from gig_etl.instance import last_runs
-    from gig_etl.lib.shard import all_shards
+    from gig_etl.lib.shard import all_shards, lag_key
 
     runs = last_runs(resolve_home(), [i.name for i in known])
     store = GigEtlHomeResource().raw_store()
     shards = current_deployment().drain_shards
-    # A shard's drain records its own partitions' lag.
-    lag_keys = [""] if shards == 1 else [f"#{shard.name}" for shard in all_shards(shards)]
+    drains = [None] if shards == 1 else all_shards(shards)
     rows = [("NAME", "STATUS", "TENANT", "BOOTSTRAP SERVERS", "IDENTIFIER", "LAST RUN", "OUTCOME", "LAG")]
     for i in known:
         run = runs.get(i.name)
         lags = [
-            store.recent_lags(i.name, topic + key, runs=1) for topic in tenant_topics(i.tenant_id).values() for key in lag_keys
+            store.recent_lags(i.name, lag_key(topic, shard), runs=1)
+            for topic in tenant_topics(i.tenant_id).values() for shard in drains
         ]
         rows.append((
             i.name, i.status.value, i.tenant_id, i.bootstrap_servers, i.identifier,

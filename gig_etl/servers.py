@@ -74,8 +74,12 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        """The URL gig-etl reads (no password: that comes from a variable)."""
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        return self.url_for()
+
+    def url_for(self, database: str | None = None) -> str:
+        """The URL gig-etl reads for `database` (by default the server's own); no
+        password: that comes from a variable."""
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database or self.database}"
 
     def _as_owner(self, command: list[str]) -> list[str]:
         # Postgres refuses to run as root: run it as the `postgres` user then.

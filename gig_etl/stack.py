@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -24,39 +21,32 @@ from gig_etl.lib.kafka import KafkaConnection
 from gig_etl.lib.warehouse import open_lake
 from gig_etl.servers import PostgresServer, SeaweedServer
 from gig_etl.simulate import generate_traffic, produce_traffic
+from gig_etl.workers import WorkerResult, run_workers
 
 STACK_BUCKET = "gig-etl"
 
 
-def stack_settings(postgres: PostgresServer, s3: SeaweedServer) -> dict[str, str]:
-    """The environment that points gig-etl at the two servers, each secret in a
-    variable that a setting names."""
+def stack_settings(
+    postgres: PostgresServer, s3: SeaweedServer, database: str | None = None, prefix: str = "stack"
+) -> dict[str, str]:
+    """The environment that points gig-etl at the two servers (a `database` and an
+    S3 `prefix` of them), each secret in a variable that a setting names."""
     return {
-        "GIG_ETL_POSTGRES_URL": postgres.url,
+        "GIG_ETL_POSTGRES_URL": postgres.url_for(database),
         "GIG_ETL_POSTGRES_PASSWORD_ENV": "GIG_ETL_STACK_PG_PASSWORD", "GIG_ETL_STACK_PG_PASSWORD": postgres.password,
-        "GIG_ETL_OBJECT_STORE": f"s3://{STACK_BUCKET}/stack", "GIG_ETL_S3_ENDPOINT": s3.endpoint,
+        "GIG_ETL_OBJECT_STORE": f"s3://{STACK_BUCKET}/{prefix}", "GIG_ETL_S3_ENDPOINT": s3.endpoint,
         "GIG_ETL_S3_ACCESS_KEY_ENV": "GIG_ETL_STACK_S3_KEY", "GIG_ETL_STACK_S3_KEY": s3.access_key,
         "GIG_ETL_S3_SECRET_KEY_ENV": "GIG_ETL_STACK_S3_SECRET", "GIG_ETL_STACK_S3_SECRET": s3.secret_key,
     }
 
 
-def run_workers(
+def run_integrations(
     home: Path, names: list[str], parallel: bool, environ: dict[str, str] | None = None
-) -> tuple[float, list[tuple[str, int, str]]]:
-    """`gig-etl run --integration NAME` for each, each in a process of its own (a
-    worker, as a run launcher would start one): side by side or one after another.
-    Returns the seconds it took and each one's (name, exit status, output)."""
-
-    def worker(name: str) -> tuple[str, int, str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "gig_etl.cli", "run", "--integration", name],
-            env=(os.environ if environ is None else environ) | {"GIG_ETL_HOME": str(home)}, capture_output=True, text=True,
-        )
-        return name, done.returncode, (done.stdout + done.stderr).strip()
-
+) -> tuple[float, list[WorkerResult]]:
+    """`gig-etl run --integration NAME` for each, in a worker process of its own;
+    returns the seconds they took, and each one's result."""
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=len(names) if parallel else 1) as pool:
-        results = list(pool.map(worker, names))
+    results = run_workers(home, [["--integration", name] for name in names], parallel, environ)
     return time.monotonic() - started, results
 
 
@@ -81,9 +71,9 @@ def run_stack(tenants: int, customers: int, echo: Callable[[str], None], shards:
             registry.approve(name)
         echo(f"3/4 {tenants} integrations side by side against the shared servers: each drained by {shards} "
              "workers (a run per shard), then loaded")
-        seconds, results = run_workers(home, names, parallel=True)
-        for name, status, output in results:
-            echo("\n".join("    " + line for line in output.splitlines()))
+        seconds, results = run_integrations(home, names, parallel=True)
+        for result in results:
+            echo("\n".join("    " + line for line in result.output.splitlines()))
         echo(f"    all {tenants} runs ended in {seconds:.1f} s")
         echo("4/4 where everything landed")
         for line in deployment.describe():
@@ -96,7 +86,7 @@ def run_stack(tenants: int, customers: int, echo: Callable[[str], None], shards:
                 )
                 echo(f"    {name}: {profiles:,} profiles, {events:,} events")
             echo("    " + "\n    ".join(warehouse_summary(db, names[0])[-6:]))
-    succeeded = all(status == 0 for _, status, _ in results)
+    succeeded = all(result.status == 0 for result in results)
     if succeeded:
         shutil.rmtree(folder, ignore_errors=True)
     echo(f"servers stopped; their data and logs under {folder} {'deleted' if succeeded else 'kept, for a look'}")

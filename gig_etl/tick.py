@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +28,7 @@ from gig_etl.instance import dagster_instance, dagster_storage_errors
 from gig_etl.lib.deployment import current_deployment
 from gig_etl.lib.gate import NotApproved, status_summary
 from gig_etl.lib.shard import Shard, all_shards
+from gig_etl.workers import run_workers
 
 # Where a `gig-etl run` runs (and CLI_PID_TAG), to tell later whether its process is still alive.
 _HOST_TAG = "gig_etl/host"
@@ -127,23 +125,16 @@ def _run_each(
 def _drain_shards(home: Path, name: str, shards: int, tick: str, echo: Callable[[str], None]) -> str | None:
     """Each shard's drain in a worker process of its own, side by side; echoes what
     each did. Returns the first failure, or None when every shard drained."""
-
-    def worker(shard: Shard) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gig_etl.cli", "run", "--integration", name, "--shard", f"{shard.index}/{shard.count}",
-             "--tick", tick],
-            env=os.environ | {"GIG_ETL_HOME": str(home)}, capture_output=True, text=True,
-        )
-
-    with ThreadPoolExecutor(max_workers=shards) as pool:
-        done = list(pool.map(worker, all_shards(shards)))
-    for process in done:
-        for line in (process.stdout + process.stderr).strip().splitlines():
+    done = run_workers(
+        home, [["--integration", name, "--shard", f"{s.index}/{s.count}", "--tick", tick] for s in all_shards(shards)]
+    )
+    for result in done:
+        for line in result.output.splitlines():
             echo(line)
-    failures = [p for p in done if p.returncode != 0]
+    failures = [r for r in done if r.status != 0]
     if not failures:
         return None
-    last = (failures[0].stdout + failures[0].stderr).strip().splitlines()
+    last = failures[0].output.splitlines()
     return f"{len(failures)} of {shards} shards failed to drain, nothing loaded: " + (last[-1] if last else "no output")
 
 

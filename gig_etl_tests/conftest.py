@@ -66,16 +66,12 @@ _team_numbers = itertools.count()
 
 
 def team_settings(postgres, s3, name: str) -> dict[str, str]:
-    """The environment of a team deployment on these servers: a database and an S3
-    prefix of its own, each secret in a variable named by a setting."""
+    """The environment of a team deployment on these servers, as `make stack` sets
+    it, with a database and an S3 prefix of its own."""
+    from gig_etl.stack import stack_settings
+
     postgres.create_database(name)
-    return {
-        "GIG_ETL_POSTGRES_URL": f"postgresql://{postgres.user}@127.0.0.1:{postgres.port}/{name}",
-        "GIG_ETL_POSTGRES_PASSWORD_ENV": "TEAM_PG_PASSWORD", "TEAM_PG_PASSWORD": postgres.password,
-        "GIG_ETL_OBJECT_STORE": f"s3://gig-etl-tests/{name}", "GIG_ETL_S3_ENDPOINT": s3.endpoint,
-        "GIG_ETL_S3_ACCESS_KEY_ENV": "TEAM_S3_KEY", "TEAM_S3_KEY": s3.access_key,
-        "GIG_ETL_S3_SECRET_KEY_ENV": "TEAM_S3_SECRET", "TEAM_S3_SECRET": s3.secret_key,
-    }
+    return stack_settings(postgres, s3, database=name, prefix=name)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def test_compaction_merges_a_day_into_one_file_per_topic_and_partition_and_chang
     offsets_before = {t: store.next_offsets("packed", t) for t in raw_before["topic"].unique()}
     tables_before = warehouse_rows(isolated_home, "packed")
     yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    with sqlite3.connect(store.manifest_path) as manifest:  # as if drained yesterday
+    with sqlite3.connect(store.state.sqlite_path) as manifest:  # as if drained yesterday
         manifest.execute("UPDATE raw_batches SET created_at = ?", (yesterday,))
 
     result = materialize_integration(isolated_home, "packed", assets=[raw_compacted_days])

@@ -103,7 +103,7 @@ def test_a_sharded_run_keeps_every_piece_on_the_servers_and_loads_what_the_embed
         assert batch.path.endswith(f"-shard-{index}-of-2.parquet")
         assert all(p % 2 == index for p in team.raw_store().batch_ranges(batch.batch_id))
     assert s3.get_file_info(fs.FileSelector(team.object_store.url("lake").removeprefix("s3://"), recursive=True))
-    password = team_deployment["TEAM_PG_PASSWORD"]
+    password = team_deployment["GIG_ETL_STACK_PG_PASSWORD"]
     with psycopg2.connect(host=team.postgres.host, port=team.postgres.port, user=team.postgres.user,
                           dbname=team.postgres.database, password=password) as db, db.cursor() as cursor:
         cursor.execute("SELECT pipeline_name, count(*) FROM public.runs GROUP BY 1 ORDER BY 1")
@@ -116,7 +116,7 @@ def test_a_sharded_run_keeps_every_piece_on_the_servers_and_loads_what_the_embed
     # An analyst's DuckDB CLI opens the lake from what `gig-etl sql --attach-sql` prints,
     # which holds no secret: the CLI reads each from its variable.
     statements = attach_statements(team.lake())
-    assert not any(secret in line for line in statements for secret in (password, team_deployment["TEAM_S3_SECRET"]))
+    assert not any(secret in line for line in statements for secret in (password, team_deployment["GIG_ETL_STACK_S3_SECRET"]))
     import duckdb_cli
 
     shell = subprocess.run(

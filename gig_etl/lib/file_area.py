@@ -115,8 +115,8 @@ class FileArea:
         return cls(fs.LocalFileSystem(), str(Path(folder).resolve()))
 
     @classmethod
-    def on_s3(cls, store: ObjectStore, *parts: str, environ: Mapping[str, str] = os.environ) -> FileArea:
-        return cls(store.filesystem(environ), store.url(*parts).removeprefix("s3://").rstrip("/"), store)
+    def on_s3(cls, store: ObjectStore, *parts: str) -> FileArea:
+        return cls(store.filesystem(), store.url(*parts).removeprefix("s3://").rstrip("/"), store)
 
     @property
     def is_local(self) -> bool:

@@ -22,7 +22,6 @@ from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyarrow import fs
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib.file_area import FileArea
@@ -120,10 +119,10 @@ class RawBatch:
     rows: int
     bytes: int
     created_at: str
-    area: FileArea | None = field(default=None, compare=False, repr=False)  # None: a local path
+    area: FileArea = field(compare=False, repr=False)  # where `path` is: a local folder, or S3
 
     def where(self) -> str:
-        return self.path if self.area is None else self.area.display(self.path)
+        return self.area.display(self.path)
 
 
 @dataclass(frozen=True)
@@ -137,13 +136,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-_LOCAL = FileArea(fs.LocalFileSystem(), "/")
-
-
-def _area(batch: RawBatch) -> FileArea:
-    return batch.area or _LOCAL
-
-
 class UnreadableBatch(RuntimeError):
     """A raw batch's file is missing, truncated or not a raw batch; says which and why."""
 
@@ -152,7 +144,7 @@ def read_raw_batch(batch: RawBatch, columns: list[str] | None = None) -> pa.Tabl
     """The batch's messages (or those columns of them); raises UnreadableBatch when
     its file cannot give them."""
     try:
-        table = _area(batch).read_parquet(batch.path, columns=columns)
+        table = batch.area.read_parquet(batch.path, columns=columns)
         found = [(f.name, f.type) for f in table.schema]
     # Gone, truncated, not Parquet, or metadata that is not even UTF-8 (ValueError).
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -186,7 +178,7 @@ def _rewrite_without(keys: pa.Array, positions: pa.Array, batch: RawBatch) -> tu
     if not pc.any(erased).as_py():
         return None
     kept = table.filter(pc.invert(erased))
-    return kept.num_rows, _area(batch).write_parquet(kept, batch.path)
+    return kept.num_rows, batch.area.write_parquet(kept, batch.path)
 
 
 class RawStore:
@@ -199,9 +191,7 @@ class RawStore:
             assert root is not None, "a raw store needs a local root or a file area"
             files = FileArea.local(root)
         self.files = files
-        self.root = Path(files.base) if files.is_local else None
         self.state = state or StateDatabase("the raw manifest", sqlite_path=Path(files.base) / "manifest.sqlite")
-        self.manifest_path = self.state.sqlite_path
         with self._writing("the raw manifest"):
             files.prepare()
         self.state.create(_MANIFEST_DDL)

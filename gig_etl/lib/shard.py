@@ -41,3 +41,8 @@ class Shard:
 
 def all_shards(count: int) -> list[Shard]:
     return [Shard(index, count) for index in range(count)]
+
+
+def lag_key(topic: str, shard: Shard | None) -> str:
+    """What a drain's lag is recorded under: the topic, or a shard's own partitions of it."""
+    return topic if shard is None else f"{topic}#{shard.name}"

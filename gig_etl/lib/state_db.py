@@ -115,14 +115,12 @@ class StateDatabase:
     """Where a part of gig-etl's state lives: `sqlite_path`, or the `gig_etl`
     schema of the Postgres database `postgres`. `what` names it in errors."""
 
-    def __init__(self, what: str, sqlite_path: Path | None = None, postgres: PostgresSettings | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, what: str, sqlite_path: Path | None = None, postgres: PostgresSettings | None = None) -> None:
         if (sqlite_path is None) == (postgres is None):
             raise ValueError("a state database is either a SQLite file or a Postgres database")
         self.what = what
         self.sqlite_path = Path(sqlite_path) if sqlite_path is not None else None
         self.postgres = postgres
-        self._environ = environ if environ is not None else os.environ
 
     @property
     def integrity_errors(self) -> tuple[type[Exception], ...]:
@@ -205,7 +203,7 @@ class StateDatabase:
         assert self.postgres is not None
         connection = psycopg2.connect(
             host=self.postgres.host, port=self.postgres.port, user=self.postgres.user, dbname=self.postgres.database,
-            password=self.postgres.password(self._environ), connect_timeout=POSTGRES_CONNECT_TIMEOUT_S,
+            password=self.postgres.password(os.environ), connect_timeout=POSTGRES_CONNECT_TIMEOUT_S,
             options=f"-c search_path={POSTGRES_SCHEMA} -c statement_timeout=30000", application_name="gig-etl",
             keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
         )

@@ -20,7 +20,7 @@ from gig_etl.lib.home import HomeUnwritable
 from gig_etl.lib.kafka import KafkaUnavailable
 from gig_etl.lib.lock import IntegrationBusy
 from gig_etl.lib.registry import CredentialsError
-from gig_etl.lib.shard import Shard
+from gig_etl.lib.shard import Shard, lag_key
 from gig_etl.progress import run_progress
 
 
@@ -180,11 +180,11 @@ def raw_topics(
             )
         # What the run drained was behind too: brokers that report a short high
         # watermark (Tansu) understate lag_before. A shard's lag is its partitions'.
-        lag_key = result.topic if shard is None else f"{result.topic}#{shard.name}"
-        store.record_drain(integration.name, lag_key, max(result.lag_before, result.rows), result.rows)
+        recorded_as = lag_key(result.topic, shard)
+        store.record_drain(integration.name, recorded_as, max(result.lag_before, result.rows), result.rows)
         check_key = dg.AssetCheckKey(raw_asset_key(kind), "lag_not_growing")
         if check_key in context.selected_asset_check_keys:
-            verdict = lag_trend(store.recent_lags(integration.name, lag_key), health.lag_growth_tolerance)
+            verdict = lag_trend(store.recent_lags(integration.name, recorded_as), health.lag_growth_tolerance)
             yield dg.AssetCheckResult(
                 asset_key=raw_asset_key(kind), check_name="lag_not_growing", passed=verdict.passed,
                 severity=dg.AssetCheckSeverity.WARN, description=verdict.description, metadata=verdict.metadata,
