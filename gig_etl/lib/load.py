@@ -448,8 +448,10 @@ def _apply_chunk(
     kept = without_erased(new.lazy(), erased.lazy()).collect()
     touched = pl.concat([kept.select("customer_id"), tombstones.select("customer_id")]).unique()
     # Read before this transaction writes anything: a lake read through the
-    # transaction's own changes took five times as long.
+    # transaction's own changes took five times as long. The merge compares the
+    # new values with it, not with the whole of attribute_state.
     state_before = _attribute_state_of(db, name, touched.join(tombstones, on="customer_id", how="anti"))
+    db.register("touched_state", state_before.to_arrow())
 
     if kind is TopicKind.EVENTS and seen.height:
         _keep_first_copy(db, name, unique.join(seen, on="message_id"))
@@ -496,7 +498,8 @@ def _apply_chunk(
     # The touched customers' state now: what it was, with the values that won.
     winners = _rows(db, f"SELECT {_STATE_COLUMNS} FROM winning_values")
     state = pl.concat(
-        [state_before.join(winners, on=["customer_id", "attribute"], how="anti"), winners], how="vertical_relaxed"
+        [state_before.drop("state_row").join(winners, on=["customer_id", "attribute"], how="anti"), winners],
+        how="vertical_relaxed",
     )
 
     profiles = _refresh_profiles(db, integration, touched, state)
@@ -688,9 +691,10 @@ def _typed_value(column: str, data_type: str) -> str:
 
 
 def _attribute_state_of(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
+    """The customers' stored values, each with the row that holds it (`state_row`)."""
     db.register("state_customers", customers.select("customer_id").to_arrow())
     return _rows(
-        db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? "
+        db, f"SELECT {_STATE_COLUMNS}, rowid AS state_row FROM attribute_state WHERE integration = ? "
         "AND customer_id IN (SELECT customer_id FROM state_customers)", [integration],
     )
 

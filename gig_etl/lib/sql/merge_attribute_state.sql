@@ -1,12 +1,13 @@
 -- Newest value wins: the batch's newest value of each (customer, attribute) in
 -- `newest_values` replaces the stored one only if it is newer (occurred_at, then
--- the later Kafka position). Without an index on attribute_state, whose size
--- grows with the customers: a join on the batch's keys instead of ON CONFLICT.
+-- the later Kafka position). The stored values are `touched_state`: those of the
+-- chunk's customers, read once at its start (with the row holding each), so the
+-- merge never scans attribute_state, whose size grows with the customers.
 CREATE OR REPLACE TEMP TABLE winning_values AS
-SELECT n.*, s.rowid AS replaced_row
+SELECT n.*, s.state_row AS replaced_row
 FROM newest_values AS n
-LEFT JOIN attribute_state AS s
-  ON s.integration = n.integration AND s.customer_id = n.customer_id AND s.attribute = n.attribute
+LEFT JOIN touched_state AS s
+  ON s.customer_id = n.customer_id AND s.attribute = n.attribute
 WHERE s.customer_id IS NULL
    OR row(n.occurred_at, n.kafka_ts, n."partition", n."offset") > row(s.occurred_at, s.kafka_ts, s."partition", s."offset");
 
