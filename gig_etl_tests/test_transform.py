@@ -2,16 +2,11 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from gig_etl.contract import TopicKind
 from gig_etl.lib.transform import (
     OBSERVATION_SCHEMA,
-    attribute_observations,
-    first_of_each_message,
     new_attribute_types,
-    newest_observations,
     profile_rows,
     subscription_rows,
-    without_erased,
 )
 
 
@@ -29,56 +24,6 @@ def observations(*rows) -> pl.LazyFrame:
         ],
         schema=OBSERVATION_SCHEMA,
     ).lazy()
-
-
-def newest_values(attribute: str, *messages) -> list[str]:
-    """The newest of `attribute`'s values carried by messages (value, occurred day,
-    partition, offset) about one customer, as one batch."""
-    values, days, partitions, offsets = zip(*messages)
-    batch = pl.LazyFrame(
-        {"partition": partitions, "offset": offsets, "customer_id": ["1"] * len(messages),
-         "occurred_at": [at(d) for d in days], "kafka_ts": [at(28)] * len(messages)},
-        schema_overrides={"partition": pl.Int32},
-    )
-    fields = pl.LazyFrame(
-        {"partition": partitions, "offset": offsets, "field": [attribute] * len(messages),
-         "json_type": ["VARCHAR"] * len(messages), "value": values},
-        schema_overrides={"partition": pl.Int32},
-    )
-    return newest_observations(attribute_observations(batch, fields, TopicKind.PROFILES)).collect()["value"].to_list()
-
-
-def test_the_newest_occurred_at_wins_whatever_the_arrival_order():
-    assert newest_values("vip_level", ("2", 10, 0, 1), ("5", 5, 0, 2)) == ["2"]
-
-
-def test_on_equal_times_the_later_kafka_position_wins():
-    assert newest_values("email", ("b", 5, 0, 9), ("a", 5, 0, 3), ("c", 5, 1, 2)) == ["c"]
-    assert newest_values("email", ("b", 5, 0, 9), ("a", 5, 0, 3)) == ["b"]
-
-
-def test_a_re_sent_message_is_kept_once_the_first_copy_in_partition_and_offset_order():
-    messages = pl.LazyFrame({"message_id": ["m", "n", "m"], "partition": [1, 0, 0], "offset": [5, 1, 9]})
-    assert first_of_each_message(messages).collect().rows() == [("n", 0, 1), ("m", 0, 9)]
-
-
-def test_messages_about_erased_customers_are_dropped():
-    messages = pl.LazyFrame({"customer_id": ["1", "2"], "x": [1, 2]})
-    assert without_erased(messages, pl.LazyFrame({"customer_id": ["2"]})).collect()["x"].to_list() == [1]
-
-
-def test_events_update_only_the_attributes_they_share_a_name_with():
-    messages = pl.LazyFrame(
-        {"partition": [0], "offset": [1], "customer_id": ["1"], "occurred_at": [at(1)], "kafka_ts": [at(2)]},
-        schema_overrides={"partition": pl.Int32},
-    )
-    fields = pl.LazyFrame(
-        {"partition": [0, 0], "offset": [1, 1], "field": ["real_balance", "win_amount"], "json_type": ["DOUBLE"] * 2,
-         "value": ["5.5", "1"]},
-        schema_overrides={"partition": pl.Int32},
-    )
-    assert attribute_observations(messages, fields, TopicKind.EVENTS).collect()["attribute"].to_list() == ["real_balance"]
-    assert len(attribute_observations(messages, fields, TopicKind.PROFILES).collect()) == 2
 
 
 def test_new_attributes_get_a_type_widened_to_varchar_on_conflict():

@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from gig_etl.contract import SUBSCRIPTION_CHANNELS, TopicKind
+from gig_etl.lib import chunk_steps
 from gig_etl.lib.catalog import (
     DEFAULT_MAX_ATTRIBUTE_COLUMNS,
     dynamic_columns,
@@ -39,16 +40,7 @@ from gig_etl.lib.identifiers import ATTRIBUTE_PREFIX, EXTRA_ATTRIBUTES, UnsafeId
 from gig_etl.lib.parse import QUARANTINE_SCHEMA, ParsedBatch, QuarantineReason, parse_raw_batch, scratch_database
 from gig_etl.lib.raw_store import RawBatch, RawStore, UnreadableBatch, read_raw_batch
 from gig_etl.lib.registry import Integration
-from gig_etl.lib.transform import (
-    attribute_observations,
-    event_rows,
-    first_of_each_message,
-    new_attribute_types,
-    newest_observations,
-    profile_rows,
-    subscription_rows,
-    without_erased,
-)
+from gig_etl.lib.transform import new_attribute_types, profile_rows, subscription_rows
 from gig_etl.lib.warehouse import (
     ANALYST_SCHEMA,
     ANALYST_TABLES,
@@ -433,39 +425,39 @@ def _apply_chunk(
             json.dumps({"integration": name, "batch_ids": batch_ids}),
         ],
     )
-    unique = first_of_each_message(parsed.messages.lazy()).collect()
-    db.register("batch_message_ids", unique.select("message_id").to_arrow())
-    seen = _rows(
-        db,
-        "SELECT b.message_id FROM batch_message_ids AS b "
-        "JOIN seen_messages AS s ON s.integration = ? AND s.message_hash_upper = message_hash_upper(b.message_id) "
-        "AND s.message_hash_lower = message_hash_lower(b.message_id)",
-        [name],
-    )
-    new = unique.join(seen, on="message_id", how="anti")
+    db.register("chunk_integration", pl.DataFrame({"integration": [name]}).to_arrow())
+    db.register("chunk_messages", parsed.messages.with_row_index("row").to_arrow())
+    db.register("chunk_fields", parsed.fields.to_arrow())
     tombstones = _erased_at(parsed)
     erased = erasures.with_tombstones(tombstones)
-    kept = without_erased(new.lazy(), erased.lazy()).collect()
-    touched = pl.concat([kept.select("customer_id"), tombstones.select("customer_id")]).unique()
+    db.register("erased_customer_ids", erased.to_arrow())
+    chunk_steps.unique_messages(db)
+    chunk_steps.new_messages(db, name)
+    chunk_steps.kept_messages(db)
+    [(new_count, kept_count)] = db.execute(
+        "SELECT (SELECT count(*) FROM new_messages), (SELECT count(*) FROM kept_messages)"
+    ).fetchall()
+    touched = pl.concat([
+        _rows(db, "SELECT DISTINCT customer_id FROM kept_messages"), tombstones.select("customer_id")
+    ]).unique()
     # Read before this transaction writes anything: a lake read through the
     # transaction's own changes took five times as long. The merge compares the
     # new values with it, not with the whole of attribute_state.
     state_before = _attribute_state_of(db, name, touched.join(tombstones, on="customer_id", how="anti"))
     db.register("touched_state", state_before.to_arrow())
+    profile_ids_before = _profile_ids_of(db, name, touched)
 
-    if kind is TopicKind.EVENTS and seen.height:
-        _keep_first_copy(db, name, unique.join(seen, on="message_id"))
-    db.register("new_messages", new.select("message_id").to_arrow())
-    _run(db, "INSERT INTO seen_messages SELECT ?, message_hash_upper(message_id), message_hash_lower(message_id) FROM new_messages", [name])
+    if kind is TopicKind.EVENTS:
+        _keep_first_copy(db, name)
+    _run(db, "INSERT INTO seen_messages SELECT ?, hash_upper, hash_lower FROM new_messages", [name])
 
     quarantine_erased = 0
     if tombstones.height:
         event_types, quarantine_erased = _erase_customers(db, name, tombstones)
         _recount_event_catalog(db, name, event_types)
 
-    observations = attribute_observations(kept.lazy(), parsed.fields.lazy(), kind)
-
-    new_types = new_attribute_types(observations, name).collect()
+    chunk_steps.observations(db, kind)
+    new_types = new_attribute_types(_rows(db, chunk_steps.unknown_observations(db, kind)).lazy(), name).collect()
     if new_types.height:
         db.register("seen_attributes", new_types.select("attribute").to_arrow())
         catalogued = set(_rows(
@@ -492,8 +484,7 @@ def _apply_chunk(
         )
         sync_profile_columns(db)
 
-    newest = newest_observations(observations).with_columns(pl.lit(name).alias("integration")).collect()
-    db.register("newest_values", newest.to_arrow())
+    chunk_steps.newest_values(db)
     _run(db, sql_text("merge_attribute_state.sql"))
     # The touched customers' state now: what it was, with the values that won.
     winners = _rows(db, f"SELECT {_STATE_COLUMNS} FROM winning_values")
@@ -502,16 +493,21 @@ def _apply_chunk(
         how="vertical_relaxed",
     )
 
-    profiles = _refresh_profiles(db, integration, touched, state)
+    # Only the customers whose values changed, or who were erased, have profiles
+    # to build again: a message whose every value lost to a newer one changes no row.
+    changed = pl.concat([winners.select("customer_id"), tombstones.select("customer_id")]).unique()
+    profiles = _refresh_profiles(
+        db, integration, changed, state.join(changed, on="customer_id", how="semi"),
+        profile_ids_before.join(changed, on="customer_id", how="semi"),
+    )
 
-    if kind is TopicKind.EVENTS and kept.height:
-        events = (
-            event_rows(kept.lazy(), name)
-            .join(profiles.lazy().select("customer_id", "profile_id"), on="customer_id", how="left")
-            .collect()
-        )
-        db.register("new_events", events.to_arrow())
-        _run(db, f"INSERT INTO events BY NAME SELECT * RENAME {_KAFKA_POSITION} FROM new_events")
+    if kind is TopicKind.EVENTS and kept_count:
+        db.register("chunk_profile_ids", pl.concat([
+            profiles.select("customer_id", "profile_id"),
+            profile_ids_before.join(changed, on="customer_id", how="anti"),
+        ]).to_arrow())
+        chunk_steps.new_events(db)
+        _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events")
         _add_to_event_catalog(db)
 
     quarantined = parsed.quarantined.with_columns(
@@ -520,7 +516,7 @@ def _apply_chunk(
     if quarantined.height:
         quarantine_erased += _quarantine(db, name, quarantined, erased)
 
-    per_batch = _counts_per_batch(chunk, new)
+    per_batch = _counts_per_batch(chunk, _rows(db, "SELECT batch FROM new_messages"))
     db.register("chunk_batch_counts", per_batch.with_columns(
         pl.lit(name).alias("integration"), pl.lit(kind.value).alias("topic_kind")
     ).to_arrow())
@@ -531,11 +527,11 @@ def _apply_chunk(
     )
     return LoadCounts(
         rows=sum(chunk.rows),
-        loaded=new.height + parsed.tombstones.height,
-        duplicates=parsed.messages.height - new.height,
+        loaded=new_count + parsed.tombstones.height,
+        duplicates=parsed.messages.height - new_count,
         quarantined=parsed.quarantined.height,
         erasures=parsed.tombstones.height,
-        erased_messages=new.height - kept.height,
+        erased_messages=new_count - kept_count,
         quarantine_erased=quarantine_erased,
         batches=len(chunk.batches),
         quarantined_by_reason=dict(parsed.quarantined["reason_code"].value_counts().iter_rows()),
@@ -594,14 +590,14 @@ def _quarantine(
     return about_erased
 
 
-def _keep_first_copy(db: duckdb.DuckDBPyConnection, integration: str, copies: pl.DataFrame) -> None:
+def _keep_first_copy(db: duckdb.DuckDBPyConnection, integration: str) -> None:
     """An event re-sent on another partition keeps the position of its first copy in
     (partition, offset) order, whichever batch loads first: a rebuild after a
-    compaction, which reorders batches, gives the same rows."""
-    db.register("event_copies", copies.select("message_id", "partition", "offset").to_arrow())
+    compaction, which reorders batches, gives the same rows. The copies are the
+    chunk's `seen_copies`."""
     _run(
         db,
-        'UPDATE events SET kafka_partition = c."partition", kafka_offset = c."offset" FROM event_copies AS c '
+        'UPDATE events SET kafka_partition = c."partition", kafka_offset = c."offset" FROM seen_copies AS c '
         "WHERE events.integration = ? AND events.event_id = c.message_id "
         'AND row(c."partition", c."offset") < row(events.kafka_partition, events.kafka_offset)',
         [integration],
@@ -699,15 +695,25 @@ def _attribute_state_of(db: duckdb.DuckDBPyConnection, integration: str, custome
     )
 
 
+def _profile_ids_of(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
+    """The customers' profile rows' (customer_id, profile_id)."""
+    db.register("profile_customers", customers.select("customer_id").to_arrow())
+    return _rows(
+        db, "SELECT customer_id, profile_id FROM profiles WHERE integration = ? "
+        "AND customer_id IN (SELECT customer_id FROM profile_customers)", [integration],
+    )
+
+
 def _refresh_profiles(
-    db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame, state: pl.DataFrame
+    db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame, state: pl.DataFrame,
+    before: pl.DataFrame,
 ) -> pl.DataFrame:
     """Rebuilds the `profiles` and `subscriptions` rows of `customers` from their
-    attribute `state`; returns the new profile rows (customer_id, profile_id, ...)."""
+    attribute `state`, given their profile rows' ids `before` (customer_id,
+    profile_id); returns the new profile rows (customer_id, profile_id, ...)."""
     name = integration.name
     db.register("touched_customers", customers.to_arrow())
     in_touched = "customer_id IN (SELECT customer_id FROM touched_customers)"
-    before = _rows(db, f"SELECT customer_id, profile_id FROM profiles WHERE integration = ? AND {in_touched}", [name])
     _run(db, f"DELETE FROM profiles WHERE integration = ? AND {in_touched}", [name])
     columns = profile_columns(db)
     places = dict(

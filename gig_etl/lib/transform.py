@@ -1,4 +1,6 @@
-"""Validated messages to warehouse rows: plain polars, LazyFrame in, LazyFrame out."""
+"""Attribute state to profile rows, and new attributes to catalog rows: plain
+polars, LazyFrame in, LazyFrame out. The steps over a chunk's every message
+are SQL (`chunk_steps`)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,8 @@ from typing import Collection, Mapping
 import polars as pl
 
 from gig_etl.contract import (
-    EVENT_TYPES,
     PROFILE_ATTRIBUTES,
     SUBSCRIPTION_CHANNELS,
-    TopicKind,
     attribute_column,
 )
 from gig_etl.lib.identifiers import EXTRA_ATTRIBUTES
@@ -36,66 +36,9 @@ OBSERVATION_SCHEMA = pl.Schema(
         "kafka_ts": pl.Datetime("us", "UTC"),
         "partition": pl.Int32,
         "offset": pl.Int64,
-        "newness": pl.UInt32,  # its message's rank in NEWEST_LAST order within the batch
+        "newness": pl.UInt32,  # its message's rank in NEWEST_LAST order within the chunk
     }
 )
-
-
-def first_of_each_message(messages: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per message_id: re-sent copies are dropped, the first in (partition,
-    offset) order kept (copies on two partitions have no arrival order)."""
-    return messages.sort("partition", "offset").unique("message_id", keep="first", maintain_order=True)
-
-
-def without_erased(messages: pl.LazyFrame, erasures: pl.LazyFrame) -> pl.LazyFrame:
-    """Drops messages about erased customers: an erased customer stays erased,
-    whatever arrives about them later (GiG does not reuse customer ids)."""
-    return messages.join(erasures.select("customer_id"), on="customer_id", how="anti")
-
-
-def attribute_observations(messages: pl.LazyFrame, fields: pl.LazyFrame, kind: TopicKind) -> pl.LazyFrame:
-    """Every attribute value the messages carry: a profile change's every field; an
-    event's fields that share a name with a profile attribute (GIG_STREAM.md, Events).
-    Each with its message's `newness`: the newer of two values has the higher."""
-    if kind is TopicKind.EVENTS:
-        fields = fields.filter(pl.col("field").is_in(list(PROFILE_ATTRIBUTES)))
-    # The messages are ranked, not their values: a message carries a dozen values,
-    # and one integer compares faster than four columns (newest_observations
-    # took 40 % less CPU).
-    ranked = (
-        messages.select("partition", "offset", "customer_id", "occurred_at", "kafka_ts")
-        .sort(NEWEST_LAST)
-        .with_row_index("newness")
-    )
-    return (
-        fields.join(ranked, on=["partition", "offset"])
-        .rename({"field": "attribute"})
-        .select(OBSERVATION_SCHEMA.names())
-    )
-
-
-def newest_observations(observations: pl.LazyFrame) -> pl.LazyFrame:
-    """The newest value of each (customer, attribute) among the `observations` of
-    the messages loaded together."""
-    newest = observations.group_by("customer_id", "attribute").agg(pl.col("newness").max())
-    return observations.join(newest, on=["customer_id", "attribute", "newness"], how="semi")
-
-
-def event_rows(messages: pl.LazyFrame, integration: str) -> pl.LazyFrame:
-    names = {t: e.display_name for t, e in EVENT_TYPES.items()}
-    return messages.select(
-        pl.lit(integration).alias("integration"),
-        pl.col("message_id").alias("event_id"),
-        pl.col("type").alias("event_type"),
-        # An unknown event type is still an event, named after its type.
-        pl.col("type").replace_strict(names, default=pl.col("type")).alias("event_name"),
-        "customer_id",
-        "occurred_at",
-        pl.col("data").alias("properties"),
-        "topic",
-        "partition",
-        "offset",
-    )
 
 
 def new_attribute_types(observations: pl.LazyFrame, integration: str) -> pl.LazyFrame:

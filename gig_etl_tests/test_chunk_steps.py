@@ -1,0 +1,121 @@
+"""The set-based steps of a chunk's load (`chunk_steps`), each on a DuckDB of
+its own holding only the relations it reads."""
+
+from datetime import UTC, datetime
+
+import duckdb
+import polars as pl
+import pytest
+
+from gig_etl.contract import TopicKind
+from gig_etl.lib import chunk_steps
+from gig_etl.lib.warehouse import sql_text
+
+
+def at(day: int) -> datetime:
+    return datetime(2026, 11, day, tzinfo=UTC)
+
+
+@pytest.fixture
+def db():
+    with duckdb.connect() as connection:
+        connection.execute(sql_text("macros.sql")).fetchall()
+        connection.execute(
+            "CREATE TABLE seen_messages (integration VARCHAR, message_hash_upper UBIGINT, message_hash_lower UBIGINT)"
+        ).fetchall()
+        connection.register("chunk_integration", pl.DataFrame({"integration": ["acme"]}).to_arrow())
+        connection.register("erased_customer_ids", pl.DataFrame({"customer_id": []}, schema={"customer_id": pl.String}).to_arrow())
+        yield connection
+
+
+def chunk(db, messages: list[dict], fields: list[dict] = ()) -> None:
+    """Registers the chunk's messages (message_id, customer_id, occurred day,
+    partition, offset; type and data optional) and fields."""
+    frame = pl.DataFrame(
+        [
+            {"topic": "t", "partition": m["partition"], "offset": m["offset"], "kafka_ts": at(28),
+             "message_id": m["message_id"], "customer_id": m.get("customer_id", "1"), "type": m.get("type", "profile"),
+             "occurred_at": at(m.get("day", 1)), "data": "{}", "batch": 0}
+            for m in messages
+        ],
+        schema_overrides={"partition": pl.Int32, "batch": pl.Int32},
+    )
+    db.register("chunk_messages", frame.with_row_index("row").to_arrow())
+    db.register("chunk_fields", pl.DataFrame(
+        list(fields), schema={"partition": pl.Int32, "offset": pl.Int64, "field": pl.String, "json_type": pl.String, "value": pl.String},
+    ).to_arrow())
+
+
+def kept(db) -> list[tuple]:
+    chunk_steps.unique_messages(db)
+    chunk_steps.new_messages(db, "acme")
+    chunk_steps.kept_messages(db)
+    return db.execute('SELECT message_id, "partition", "offset" FROM kept_messages ORDER BY ALL').fetchall()
+
+
+def newest(db, attribute: str, *messages) -> list[str]:
+    """The newest of `attribute`'s values carried by messages (value, occurred
+    day, partition, offset) about one customer, loaded together."""
+    chunk(
+        db,
+        [{"message_id": f"m{i}", "day": d, "partition": p, "offset": o} for i, (_, d, p, o) in enumerate(messages)],
+        [{"partition": p, "offset": o, "field": attribute, "json_type": "VARCHAR", "value": v} for v, _, p, o in messages],
+    )
+    kept(db)
+    chunk_steps.observations(db, TopicKind.PROFILES)
+    chunk_steps.newest_values(db)
+    return [v for (v,) in db.execute("SELECT value FROM newest_values").fetchall()]
+
+
+def test_the_newest_occurred_at_wins_whatever_the_arrival_order(db):
+    assert newest(db, "vip_level", ("2", 10, 0, 1), ("5", 5, 0, 2)) == ["2"]
+
+
+def test_on_equal_times_the_later_kafka_position_wins(db):
+    assert newest(db, "email", ("b", 5, 0, 9), ("a", 5, 0, 3), ("c", 5, 1, 2)) == ["c"]
+    assert newest(db, "email", ("b", 5, 0, 9), ("a", 5, 0, 3)) == ["b"]
+
+
+def test_a_re_sent_message_is_kept_once_the_first_copy_in_partition_and_offset_order(db):
+    chunk(db, [{"message_id": "m", "partition": 1, "offset": 5}, {"message_id": "n", "partition": 0, "offset": 1},
+               {"message_id": "m", "partition": 0, "offset": 9}])
+    assert kept(db) == [("m", 0, 9), ("n", 0, 1)]
+
+
+def test_a_message_seen_before_is_not_new_and_its_copy_is_known(db):
+    db.execute("INSERT INTO seen_messages SELECT 'acme', message_hash_upper('m'), message_hash_lower('m')").fetchall()
+    db.execute("INSERT INTO seen_messages SELECT 'other', message_hash_upper('n'), message_hash_lower('n')").fetchall()
+    chunk(db, [{"message_id": "m", "partition": 0, "offset": 1}, {"message_id": "n", "partition": 0, "offset": 2}])
+    assert kept(db) == [("n", 0, 2)]
+    assert db.execute("SELECT * FROM seen_copies").fetchall() == [("m", 0, 1)]
+
+
+def test_messages_about_erased_customers_are_dropped(db):
+    db.register("erased_customer_ids", pl.DataFrame({"customer_id": ["2"]}).to_arrow())
+    chunk(db, [{"message_id": "a", "customer_id": "1", "partition": 0, "offset": 1},
+               {"message_id": "b", "customer_id": "2", "partition": 0, "offset": 2}])
+    assert kept(db) == [("a", 0, 1)]
+    assert db.execute("SELECT count(*) FROM new_messages").fetchall() == [(2,)]
+
+
+def test_events_update_only_the_attributes_they_share_a_name_with(db):
+    chunk(db, [{"message_id": "e", "type": "bonus", "partition": 0, "offset": 1}], [
+        {"partition": 0, "offset": 1, "field": "real_balance", "json_type": "DOUBLE", "value": "5.5"},
+        {"partition": 0, "offset": 1, "field": "win_amount", "json_type": "DOUBLE", "value": "1"},
+    ])
+    kept(db)
+    chunk_steps.observations(db, TopicKind.EVENTS)
+    assert db.execute("SELECT attribute FROM observations").fetchall() == [("real_balance",)]
+    chunk_steps.observations(db, TopicKind.PROFILES)
+    assert db.execute("SELECT count(*) FROM observations").fetchall() == [(2,)]
+
+
+def test_an_event_is_named_after_its_type_and_takes_its_customers_profile_id(db):
+    chunk(db, [{"message_id": "e1", "type": "bonus", "customer_id": "1", "partition": 0, "offset": 1},
+               {"message_id": "e2", "type": "brand_new_thing", "customer_id": "2", "partition": 0, "offset": 2}])
+    kept(db)
+    db.register("chunk_profile_ids", pl.DataFrame({"customer_id": ["1"], "profile_id": ["p1"]}).to_arrow())
+    chunk_steps.new_events(db)
+    assert db.execute(
+        "SELECT integration, event_id, event_name, profile_id, kafka_offset FROM new_events ORDER BY event_id"
+    ).fetchall() == [("acme", "e1", "Bonus", "p1", 1), ("acme", "e2", "brand_new_thing", None, 2)]
