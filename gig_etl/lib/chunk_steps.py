@@ -80,6 +80,14 @@ def kept_messages(db: duckdb.DuckDBPyConnection) -> None:
     _rows_view(db, "kept_messages", "kept_rows")
 
 
+def message_counts(db: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """How many of the chunk's messages are new, kept, and seen before (once each)."""
+    [counts] = db.execute(
+        "SELECT (SELECT count(*) FROM new_rows), (SELECT count(*) FROM kept_rows), (SELECT count(*) FROM seen_rows)"
+    ).fetchall()
+    return counts
+
+
 def contract_attribute_names(db: duckdb.DuckDBPyConnection) -> None:
     """`contract_attribute_names` (field): the profile attributes the contract
     knows. A table, not a list parameter: list_contains(?, x) made a scan six

@@ -434,9 +434,7 @@ def _apply_chunk(
     chunk_steps.unique_messages(db)
     chunk_steps.new_messages(db, name)
     chunk_steps.kept_messages(db)
-    [(new_count, kept_count)] = db.execute(
-        "SELECT (SELECT count(*) FROM new_messages), (SELECT count(*) FROM kept_messages)"
-    ).fetchall()
+    new_count, kept_count, seen_count = chunk_steps.message_counts(db)
     touched = pl.concat([
         _rows(db, "SELECT DISTINCT customer_id FROM kept_messages"), tombstones.select("customer_id")
     ]).unique()
@@ -447,7 +445,7 @@ def _apply_chunk(
     db.register("touched_state", state_before.to_arrow())
     profile_ids_before = _profile_ids_of(db, name, touched)
 
-    if kind is TopicKind.EVENTS:
+    if kind is TopicKind.EVENTS and seen_count:
         _keep_first_copy(db, name)
     _run(db, "INSERT INTO seen_messages SELECT ?, hash_upper, hash_lower FROM new_messages", [name])
 
