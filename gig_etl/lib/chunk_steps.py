@@ -1,5 +1,6 @@
 """The set-based steps of loading a chunk: each one DuckDB statement over all
-of the chunk's messages, reading relations by name and making a temp table.
+of the chunk's messages, reading relations by name and making a temp table or
+a view by name.
 
 They run where the chunk loads, so what they make never leaves DuckDB: no copy
 to polars and back. Their inputs: `chunk_messages` (ParsedBatch.messages with
@@ -119,8 +120,8 @@ def observations(db: duckdb.DuckDBPyConnection, kind: TopicKind) -> None:
 
 def unknown_observations(db: duckdb.DuckDBPyConnection, kind: TopicKind) -> str:
     """A query of the observations of attributes the contract does not know
-    (attribute, json_type, value, occurred_at); events observe none. Not through
-    `observations`, whose ranking these need not wait for."""
+    (attribute, json_type, value, occurred_at): straight from the fields, since
+    they need no ranking. Events observe none."""
     if kind is TopicKind.EVENTS:
         return "SELECT attribute, json_type, value, occurred_at FROM observations LIMIT 0"
     contract_attribute_names(db)
