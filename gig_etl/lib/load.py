@@ -208,9 +208,11 @@ class Chunk:
         return cls(
             [r.batch for r in reads],
             [r.rows for r in reads],
+            # Not rechunked: DuckDB reads the parts as they are, and a copy would
+            # hold the chunk's messages twice.
             ParsedBatch(
-                messages=pl.concat([tagged(p.messages, i) for i, p in enumerate(parts)]),
-                fields=pl.concat([p.fields for p in parts]),
+                messages=pl.concat([tagged(p.messages, i) for i, p in enumerate(parts)], rechunk=False),
+                fields=pl.concat([p.fields for p in parts], rechunk=False),
                 tombstones=pl.concat([tagged(p.tombstones, i) for i, p in enumerate(parts)]),
                 # A message without a Kafka time is dated by its batch: raw content,
                 # so a rebuild or a compaction of raw files gives the same value.
