@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gig_etl.broker import free_port
+from gig_etl.broker import free_port, free_ports
 from gig_etl.lib.identifiers import quote_identifier
 
 
@@ -188,8 +188,10 @@ class SeaweedServer:
             "name": "gig-etl", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))
-        ports = {name: free_port() for name in ("master", "volume", "filer")}
-        grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        # Seven ports besides the gateway's own, chosen earlier and let go since.
+        chosen = [port for port in free_ports(8) if port != self.port][:7]
+        ports = dict(zip(("master", "volume", "filer"), chosen[:3]))
+        grpc = dict(zip(("master", "volume", "filer", "s3"), chosen[3:]))
         command = [
             weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.folder / 'data'}",
             f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",

@@ -106,13 +106,15 @@ def load_backlog(home: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, LoadC
     return db, totals, approved
 
 
-def table_query(table: str, integration: str) -> tuple[str, list]:
-    """The integration's rows of `table` as the golden copy keeps them."""
+def table_query(table: str, integration: str, approved_at: str) -> tuple[str, list]:
+    """The integration's rows of `table` as the golden copy keeps them, and the
+    query's parameters."""
     query = f"SELECT * {f'EXCLUDE ({_VARYING[table]})' if table in _VARYING else ''} FROM {quote_identifier(table)}"
     if table == "attribute_catalog":
         query = query.replace(
             "SELECT *", "SELECT * REPLACE (CASE WHEN created_at = ?::TIMESTAMPTZ THEN NULL ELSE created_at END AS created_at)"
         )
+        return f"{query} WHERE integration = ?", [approved_at, integration]
     return f"{query} WHERE integration = ?", [integration]
 
 
@@ -130,8 +132,7 @@ def write(home: Path) -> None:
         for name in INTEGRATIONS:
             (GOLDEN / name).mkdir(parents=True, exist_ok=True)
             for table in INTEGRATION_TABLES:
-                query, params = table_query(table, name)
-                params = [approved[name], *params] if table == "attribute_catalog" else params
+                query, params = table_query(table, name, approved[name])
                 db.execute(
                     f"COPY ({query} ORDER BY ALL) TO '{golden_path(name, table)}' (FORMAT parquet, COMPRESSION zstd)",
                     params,

@@ -13,8 +13,7 @@ def test_the_load_builds_every_table_of_the_golden_backlog_row_for_row(tmp_path)
     with db:
         for name in INTEGRATIONS:
             for table in INTEGRATION_TABLES:
-                query, params = table_query(table, name)
-                params = [approved[name], *params] if table == "attribute_catalog" else params
+                query, params = table_query(table, name, approved[name])
                 golden = f"SELECT * FROM read_parquet('{golden_path(name, table)}')"
                 missing = db.execute(f"{golden} EXCEPT ALL ({query})", params).fetchall()
                 extra = db.execute(f"({query}) EXCEPT ALL {golden}", params).fetchall()
