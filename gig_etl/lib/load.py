@@ -110,6 +110,18 @@ def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def _one_thread_fewer(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The database works with one thread fewer (at least one) meanwhile, leaving
+    a core to a thread of ours."""
+    [(threads,)] = db.execute("SELECT current_setting('threads')").fetchall()
+    _run(db, f"SET threads = {max(1, int(threads) - 1)}")
+    try:
+        yield
+    finally:
+        _run(db, f"SET threads = {int(threads)}")
+
+
 @dataclass
 class Erasures:
     """The integration's erased customers (a customer_id column), as the raw
@@ -827,26 +839,29 @@ def load_integration(
             counts[kind] = counts[kind] + load_chunk(db, store, integration, reads, erasures, max_attribute_columns)
         reads.clear()
 
-    for position, read in enumerate(read_ahead(pending, integration.tenant_id, chunk_messages)):
-        if on_batch is not None:
-            on_batch(position, len(pending))
-        batch_id = read.batch.batch_id
-        if read.unreadable is not None:
-            store.record_unreadable(batch_id, read.unreadable)
-            unreadable[batch_id] = read.unreadable
-            continue
-        if batch_id in on_record:  # its file came back
-            store.readable_again(batch_id)
-        if chunk and (
-            read.batch.topic_kind != chunk[0].batch.topic_kind
-            or sum(r.rows for r in chunk) + read.rows > chunk_messages
-        ):
-            load(chunk)
-        if read.parsed is None:  # parsed apart, on its own
-            counts[read.batch.topic_kind] += load_batch(db, store, integration, read, erasures, max_attribute_columns)
-        else:
-            chunk.append(read)
-    load(chunk)
+    # The parse has a core of its own meanwhile (read_ahead): a DuckDB thread per
+    # core here as well contended with it.
+    with _one_thread_fewer(db):
+        for position, read in enumerate(read_ahead(pending, integration.tenant_id, chunk_messages)):
+            if on_batch is not None:
+                on_batch(position, len(pending))
+            batch_id = read.batch.batch_id
+            if read.unreadable is not None:
+                store.record_unreadable(batch_id, read.unreadable)
+                unreadable[batch_id] = read.unreadable
+                continue
+            if batch_id in on_record:  # its file came back
+                store.readable_again(batch_id)
+            if chunk and (
+                read.batch.topic_kind != chunk[0].batch.topic_kind
+                or sum(r.rows for r in chunk) + read.rows > chunk_messages
+            ):
+                load(chunk)
+            if read.parsed is None:  # parsed apart, on its own
+                counts[read.batch.topic_kind] += load_batch(db, store, integration, read, erasures, max_attribute_columns)
+            else:
+                chunk.append(read)
+        load(chunk)
     if on_batch is not None:
         on_batch(len(pending), len(pending))
     # Before raw marks them done: a run that dies in between forgets them next time.

@@ -1,13 +1,13 @@
 """Raw Kafka messages to validated envelopes and fields, or quarantine with a reason.
 
-DuckDB (in memory) shreds the JSON (`sql/shred_*.sql`); everything after is
-polars: the checks below read their rules from `gig_etl.contract`.
+All of it is SQL in an in-memory DuckDB (`scratch_database()`): the shred of
+the JSON (`sql/shred_*.sql`), then the checks below, which read their rules
+from `gig_etl.contract`. Only its results leave DuckDB, as polars frames.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 import duckdb
@@ -23,40 +23,21 @@ from gig_etl.contract import (
     AttributeType,
     TopicKind,
 )
+from gig_etl.lib.identifiers import quote_identifier, string_literal
 from gig_etl.lib.warehouse import sql_text
 
-# RFC 3339 date-time; the zone (Z or ±hh:mm) is what "without a zone" lacks.
-# Hours, minutes and seconds in range: a leap second (:60) is refused too, since
-# neither polars nor DuckDB holds one. Days in range are checked by the shred's cast.
-_HH_MM = r"([01]\d|2[0-3]):[0-5]\d"
-_RFC3339_LOCAL = r"^\d{4}-\d{2}-\d{2}[Tt ]" + _HH_MM + r":[0-5]\d(\.\d+)?"
-_RFC3339 = _RFC3339_LOCAL + r"([Zz]|[+-]" + _HH_MM + r")$"
-_NUMBER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT", "DOUBLE"]
-_INTEGER_TYPES = ["UBIGINT", "BIGINT", "HUGEINT"]
-# The instants Python holds; DuckDB holds more, which would load and then fail
-# whatever reads them back.
-PYTHON_MIN_INSTANT = datetime.min.replace(tzinfo=UTC)
-PYTHON_MAX_INSTANT = datetime.max.replace(tzinfo=UTC)
+_NUMBER_TYPES = ("UBIGINT", "BIGINT", "HUGEINT", "DOUBLE")
+_INTEGER_TYPES = ("UBIGINT", "BIGINT", "HUGEINT")
 
 # The envelope's fields and the JSON types they must have.
 _ENVELOPE_TYPES = {
     "schema_version": _INTEGER_TYPES,
-    "message_id": ["VARCHAR"],
-    "tenant_id": ["VARCHAR"],
-    "customer_id": ["VARCHAR"],
-    "type": ["VARCHAR"],
-    "occurred_at": ["VARCHAR"],
-    "data": ["OBJECT"],
-}
-
-_EXPECTED = {
-    AttributeType.STRING: "a string",
-    AttributeType.DATE: "a date (YYYY-MM-DD)",
-    AttributeType.TIMESTAMP: "an RFC 3339 time with a zone",
-    AttributeType.INTEGER: "an integer",
-    AttributeType.DECIMAL: "a decimal number",
-    AttributeType.BOOLEAN: "a boolean",
-    AttributeType.STRING_LIST: "a list of strings",
+    "message_id": ("VARCHAR",),
+    "tenant_id": ("VARCHAR",),
+    "customer_id": ("VARCHAR",),
+    "type": ("VARCHAR",),
+    "occurred_at": ("VARCHAR",),
+    "data": ("OBJECT",),
 }
 
 VALID_MESSAGE_SCHEMA = pl.Schema(
@@ -88,12 +69,8 @@ QUARANTINE_SCHEMA = pl.Schema(
 FIELD_SCHEMA = pl.Schema(
     {"partition": pl.Int32, "offset": pl.Int64, "field": pl.String, "json_type": pl.String, "value": pl.String}
 )
-# As shredded: whether the field's name occurs more than once in its object, and
-# for a timestamp field the instant its text names (null if none).
-_SHREDDED_FIELD_SCHEMA = pl.Schema({**FIELD_SCHEMA, "repeated": pl.Boolean, "instant": pl.Datetime("us", "UTC")})
 # Every field the contract types: profile attributes, then event fields.
 _FIELD_SPECS = (*PROFILE_ATTRIBUTES.values(), *EVENT_FIELDS.values())
-_TIMESTAMP_FIELDS = [spec.name for spec in _FIELD_SPECS if spec.type is AttributeType.TIMESTAMP]
 
 
 class QuarantineReason(StrEnum):
@@ -119,14 +96,6 @@ class QuarantineReason(StrEnum):
     REFUSED = "refused"  # the warehouse refused it (load.REFUSED_CONTENT)
 
 
-def _problem(code: QuarantineReason, detail: pl.Expr | str) -> pl.Expr:
-    """A quarantine reason: its code and its detail, as one struct."""
-    detail = pl.lit(detail) if isinstance(detail, str) else detail
-    return pl.struct(pl.lit(code.value).alias("reason_code"), detail.alias("reason"))
-
-
-_NO_PROBLEM = pl.lit(None, pl.Struct({"reason_code": pl.String, "reason": pl.String}))
-
 
 @dataclass(frozen=True)
 class ParsedBatch:
@@ -136,102 +105,90 @@ class ParsedBatch:
     quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
 
 
-def scratch_database() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for `shred`, to reuse from batch to batch: a new one
-    per batch cost a 1M load about 2 s of CPU, setting up and faulting in its
-    memory again. One thread: the parse runs beside the load, which keeps the
-    other core busy; a second thread here only contended with it."""
-    db = duckdb.connect()
-    db.execute("SET threads = 1").fetchall()
-    db.execute("SET TimeZone = 'UTC'").fetchall()
-    db.execute("CREATE TEMP TABLE timestamp_fields AS SELECT unnest(?::VARCHAR[]) AS field", [_TIMESTAMP_FIELDS])
-    return db
-
-
-def shred(raw: pa.Table, scratch: duckdb.DuckDBPyConnection | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The envelope of each raw message, and the entries of each `data` object.
-    `scratch`: a `scratch_database()` to use, not used by another thread meanwhile."""
-    if scratch is None:
-        with scratch_database() as db:
-            return shred(raw, db)
-    scratch.register("raw_batch", raw)
-    try:
-        shredded = scratch.sql(sql_text("shred_messages.sql")).to_arrow_table()
-        scratch.register("shredded", shredded)
-        fields = scratch.sql(sql_text("shred_fields.sql")).to_arrow_table()
-    finally:
-        # Not holding on to the batch after it is parsed.
-        for view in ("raw_batch", "shredded"):
-            scratch.unregister(view)
-    return pl.from_arrow(shredded), pl.from_arrow(fields).cast(_SHREDDED_FIELD_SCHEMA)
-
-
 _R = QuarantineReason
 
 
-def envelope_problem(kind: TopicKind, tenant_id: str) -> pl.Expr:
-    """The first thing wrong with a message's envelope, or null if nothing is."""
+def _problem(code: QuarantineReason, detail: str) -> str:
+    """SQL for a quarantine reason: `code` and `detail` (SQL for its text)."""
+    return f"problem({string_literal(code.value)}, {detail})"
+
+
+def _format(template: str, *values: str) -> str:
+    """SQL for `template` (text of ours, with a {} per value) filled with the SQL `values`."""
+    return f"format({string_literal(template)}, {', '.join(values)})"
+
+
+def _first_of(checks: list[tuple[str, str]]) -> str:
+    """SQL for the problem of the first check (condition, problem) that holds,
+    NULL if none does."""
+    return "CASE " + " ".join(f"WHEN {condition} THEN {problem}" for condition, problem in checks) + " END"
+
+
+def envelope_problem(kind: TopicKind) -> str:
+    """SQL for the first thing wrong with a message's envelope (a row of
+    shred_messages.sql), NULL if nothing is; `$tenant_id` is the integration's."""
+    text = string_literal
+    checks: list[tuple[str, str]] = []
     if kind is TopicKind.PROFILES:
         # A tombstone's key is all it says: the customer to erase.
-        key_text = pl.col("key_text")
-        expr = pl.when(pl.col("is_null") & (key_text.is_null() | (key_text == ""))).then(
-            _problem(_R.BAD_TOMBSTONE_KEY, "tombstone key is not a UTF-8 customer id")
-        ).when(pl.col("is_null")).then(_NO_PROBLEM)
+        checks += [
+            ("is_null AND coalesce(key_text, '') = ''",
+             _problem(_R.BAD_TOMBSTONE_KEY, text("tombstone key is not a UTF-8 customer id"))),
+            ("is_null", "NULL"),
+        ]
     else:
-        expr = pl.when(pl.col("is_null")).then(_problem(_R.NULL_EVENT, "null value on the events topic"))
-    expr = expr.when(~pl.col("is_text")).then(_problem(_R.NOT_TEXT, "value is not UTF-8 text"))
-    expr = expr.when(~pl.col("is_object")).then(_problem(_R.NOT_AN_OBJECT, "value is not a JSON object"))
+        checks.append(("is_null", _problem(_R.NULL_EVENT, text("null value on the events topic"))))
+    checks += [
+        ("NOT is_text", _problem(_R.NOT_TEXT, text("value is not UTF-8 text"))),
+        ("NOT is_object", _problem(_R.NOT_AN_OBJECT, text("value is not a JSON object"))),
+    ]
     for field, types in _ENVELOPE_TYPES.items():
-        json_type = pl.col(f"{field}_type")
-        expr = expr.when(json_type.is_null()).then(_problem(_R.ENVELOPE_FIELD, f"envelope field {field} is missing"))
-        expr = expr.when(~json_type.is_in(types)).then(_problem(
-            _R.ENVELOPE_FIELD,
-            pl.format(f"envelope field {field} is {{}}, not {types[0].lower()}", json_type.str.to_lowercase()),
-        ))
-    expr = expr.when(pl.col("schema_version") != str(SCHEMA_VERSION)).then(
-        _problem(_R.SCHEMA_VERSION, pl.format("unsupported schema_version {}", pl.col("schema_version")))
-    )
-    expr = expr.when(pl.col("tenant_id") != tenant_id).then(_problem(
-        _R.WRONG_TENANT,
-        pl.format(f"tenant_id '{{}}' differs from the integration tenant '{tenant_id}'", pl.col("tenant_id")),
-    ))
-    for field in ("message_id", "customer_id"):
-        expr = expr.when(pl.col(field).str.strip_chars().str.len_chars() == 0).then(
-            _problem(_R.BLANK_ID, f"{field} is empty or blank")
-        )
-    # The key decides the partition and what an erasure removes: a message must be
-    # about the customer it is keyed by (a key that is not UTF-8 is no customer id).
-    expr = expr.when(pl.col("customer_id").ne_missing(pl.col("key_text"))).then(
-        _problem(_R.KEY_MISMATCH, "customer_id differs from the message key")
-    )
-    occurred = pl.col("occurred_at_text")
-    expr = expr.when(occurred.str.contains(_RFC3339_LOCAL + "$")).then(
-        _problem(_R.TIME_WITHOUT_ZONE, pl.format("occurred_at '{}' has no zone offset", occurred))
-    )
-    expr = expr.when(~occurred.str.contains(_RFC3339) | pl.col("occurred_at").is_null()).then(
-        _problem(_R.BAD_TIME, pl.format("occurred_at '{}' is not an RFC 3339 time", occurred))
-    )
-    expr = expr.when(~_instant_held("occurred_at")).then(
-        _problem(_R.BAD_TIME, pl.format("occurred_at '{}' is outside the years 1 to 9999 (UTC)", occurred))
-    )
+        json_type = quote_identifier(f"{field}_type")
+        checks += [
+            (f"{json_type} IS NULL", _problem(_R.ENVELOPE_FIELD, text(f"envelope field {field} is missing"))),
+            (f"{json_type} NOT IN ({', '.join(map(text, types))})", _problem(
+                _R.ENVELOPE_FIELD, _format(f"envelope field {field} is {{}}, not {types[0].lower()}", f"lower({json_type})")
+            )),
+        ]
+    checks += [
+        (f"schema_version <> {text(str(SCHEMA_VERSION))}",
+         _problem(_R.SCHEMA_VERSION, _format("unsupported schema_version {}", "schema_version"))),
+        ("tenant_id <> $tenant_id", _problem(
+            _R.WRONG_TENANT, _format("tenant_id '{}' differs from the integration tenant '{}'", "tenant_id", "$tenant_id")
+        )),
+        ("blank(message_id)", _problem(_R.BLANK_ID, text("message_id is empty or blank"))),
+        ("blank(customer_id)", _problem(_R.BLANK_ID, text("customer_id is empty or blank"))),
+        # The key decides the partition and what an erasure removes: a message must be
+        # about the customer it is keyed by (a key that is not UTF-8 is no customer id).
+        ("customer_id IS DISTINCT FROM key_text", _problem(_R.KEY_MISMATCH, text("customer_id differs from the message key"))),
+        ("rfc3339_without_zone(occurred_at_text)",
+         _problem(_R.TIME_WITHOUT_ZONE, _format("occurred_at '{}' has no zone offset", "occurred_at_text"))),
+        ("NOT rfc3339(occurred_at_text) OR occurred_at IS NULL",
+         _problem(_R.BAD_TIME, _format("occurred_at '{}' is not an RFC 3339 time", "occurred_at_text"))),
+        ("NOT instant_held(occurred_at)", _problem(
+            _R.BAD_TIME, _format("occurred_at '{}' is outside the years 1 to 9999 (UTC)", "occurred_at_text")
+        )),
+    ]
+    profile_type = text(PROFILE_MESSAGE_TYPE)
     if kind is TopicKind.PROFILES:
-        expr = expr.when(pl.col("type") != PROFILE_MESSAGE_TYPE).then(
-            _problem(_R.WRONG_TYPE, pl.format("type '{}' on the profiles topic", pl.col("type")))
-        )
+        checks.append((f'"type" <> {profile_type}', _problem(_R.WRONG_TYPE, _format("type '{}' on the profiles topic", '"type"'))))
     else:
-        expr = expr.when(pl.col("type") == PROFILE_MESSAGE_TYPE).then(
-            _problem(_R.WRONG_TYPE, "type 'profile' on the events topic")
-        )
-        expr = expr.when(pl.col("type").str.strip_chars().str.len_chars() == 0).then(
-            _problem(_R.WRONG_TYPE, "type is empty or blank")
-        )
-    return expr.otherwise(_NO_PROBLEM)
+        checks += [
+            (f'"type" = {profile_type}', _problem(_R.WRONG_TYPE, text(f"type '{PROFILE_MESSAGE_TYPE}' on the events topic"))),
+            ('blank("type")', _problem(_R.WRONG_TYPE, text("type is empty or blank"))),
+        ]
+    return _first_of(checks)
 
 
-def _instant_held(column: str) -> pl.Expr:
-    """Whether an instant lies where both the warehouse and Python hold it (the
-    years 1 to 9999, UTC)."""
-    return pl.col(column).is_between(PYTHON_MIN_INSTANT, PYTHON_MAX_INSTANT)
+_EXPECTED = {
+    AttributeType.STRING: "a string",
+    AttributeType.DATE: "a date (YYYY-MM-DD)",
+    AttributeType.TIMESTAMP: "an RFC 3339 time with a zone",
+    AttributeType.INTEGER: "an integer",
+    AttributeType.DECIMAL: "a decimal number",
+    AttributeType.BOOLEAN: "a boolean",
+    AttributeType.STRING_LIST: "a list of strings",
+}
 
 
 def _field_rules() -> pl.DataFrame:
@@ -258,104 +215,150 @@ def _field_rules() -> pl.DataFrame:
     )
 
 
-def _value_of(*kinds: AttributeType) -> pl.Expr:
-    """The value where the field is of one of `kinds`, else null: polars computes
-    every branch of a when/then for every row, and parsing only these values saves
-    parsing the other millions."""
-    return pl.when(pl.col("kind").is_in([k.value for k in kinds])).then(pl.col("value"))
+def _is_kind(*kinds: AttributeType) -> str:
+    return f"kind IN ({', '.join(string_literal(k.value) for k in kinds)})"
 
 
-def _fits_kind() -> pl.Expr:
-    t, value, kind = pl.col("json_type"), pl.col("value"), pl.col("kind")
-    number = _value_of(AttributeType.INTEGER, AttributeType.DECIMAL).cast(pl.Float64, strict=False)
-    return (
-        pl.when(t == "NULL").then(True)  # null clears the attribute
-        .when(kind == AttributeType.STRING.value).then(t == "VARCHAR")
-        .when(kind == AttributeType.DATE.value).then(
-            (t == "VARCHAR") & value.str.contains(r"^\d{4}-\d{2}-\d{2}$") & ~value.str.starts_with("0000")
-            & _value_of(AttributeType.DATE).str.to_date("%Y-%m-%d", strict=False).is_not_null()
-        )
-        .when(kind == AttributeType.TIMESTAMP.value).then(
-            (t == "VARCHAR") & value.str.contains(_RFC3339) & _instant_held("instant")
-        )
-        .when(kind == AttributeType.INTEGER.value).then(t.is_in(_INTEGER_TYPES))
-        .when(kind == AttributeType.DECIMAL.value).then(t.is_in(_NUMBER_TYPES))
-        .when(kind == AttributeType.BOOLEAN.value).then(t == "BOOLEAN")
-        .when(kind == AttributeType.STRING_LIST.value).then(t == "ARRAY")
-        .otherwise(True)  # an unknown field: any type is an attribute's first value
-        & (pl.col("allowed").is_null() | (t == "NULL") | pl.col("allowed").list.contains(value))
-        & (pl.col("min_value").is_null() | (t == "NULL") | number.is_between(pl.col("min_value"), pl.col("max_value")))
+def _types(types: tuple[str, ...]) -> str:
+    return f"json_type IN ({', '.join(map(string_literal, types))})"
+
+
+def field_problem() -> str:
+    """SQL for what is wrong with a field (a row of shred_fields.sql with its
+    rule from `field_rules`, none for a field the contract does not type), NULL
+    if nothing is. A name twice in one object is found apart (`_FIELD_PROBLEMS`)."""
+    k = AttributeType
+    # CASE evaluates a branch only for the rows that reach it: each value is
+    # parsed as its own kind only.
+    fits_kind = _first_of([
+        ("json_type = 'NULL'", "true"),  # null clears the attribute
+        (_is_kind(k.STRING), "json_type = 'VARCHAR'"),
+        (_is_kind(k.DATE), "json_type = 'VARCHAR' AND regexp_matches(value, '^[0-9]{4}-[0-9]{2}-[0-9]{2}$') "
+                           "AND NOT starts_with(value, '0000') AND TRY_CAST(value AS DATE) IS NOT NULL"),
+        (_is_kind(k.TIMESTAMP), "json_type = 'VARCHAR' AND rfc3339(value) AND instant_held(instant_of(value))"),
+        (_is_kind(k.INTEGER), _types(_INTEGER_TYPES)),
+        (_is_kind(k.DECIMAL), _types(_NUMBER_TYPES)),
+        (_is_kind(k.BOOLEAN), "json_type = 'BOOLEAN'"),
+        (_is_kind(k.STRING_LIST), "json_type = 'ARRAY'"),
+        ("true", "true"),  # an unknown field: any type is an attribute's first value
+    ])
+    number = f"CASE WHEN {_is_kind(k.INTEGER, k.DECIMAL)} THEN TRY_CAST(value AS DOUBLE) END"
+    fits = (
+        f"({fits_kind}) AND (allowed IS NULL OR json_type = 'NULL' OR list_contains(allowed, value)) "
+        f"AND (min_value IS NULL OR json_type = 'NULL' OR ({number}) BETWEEN min_value AND max_value)"
     )
-
-
-def _past_column_range() -> pl.Expr:
-    """A number the warehouse column (BIGINT, DECIMAL(18,4)) cannot hold: loaded,
-    it would fail its whole batch."""
-    integer = _value_of(AttributeType.INTEGER).cast(pl.Int64, strict=False)
-    decimal = _value_of(AttributeType.DECIMAL).cast(pl.Float64, strict=False)
-    return (pl.col("json_type") != "NULL") & (
-        ((pl.col("kind") == AttributeType.INTEGER.value) & integer.is_null())
-        | ((pl.col("kind") == AttributeType.DECIMAL.value) & ~(decimal.abs() < DECIMAL_LIMIT))
+    # A number the warehouse column (BIGINT, DECIMAL(18,4)) cannot hold: loaded,
+    # it would fail its whole batch.
+    past_column_range = (
+        f"json_type <> 'NULL' AND (({_is_kind(k.INTEGER)} AND TRY_CAST(value AS BIGINT) IS NULL) "
+        f"OR ({_is_kind(k.DECIMAL)} AND NOT abs(TRY_CAST(value AS DOUBLE)) < {DECIMAL_LIMIT}))"
     )
+    return _first_of([
+        ("json_type IS NULL", _problem(_R.BAD_DATA, string_literal("data cannot be read as an object of distinct fields"))),
+        (f"NOT ({fits})", _problem(_R.BAD_VALUE, _format("{} '{}' is not {}", "field", "value", "expected"))),
+        (past_column_range, _problem(_R.OUT_OF_RANGE, _format("{} '{}' is out of range for {}", "field", "value", "column_type"))),
+    ])
 
 
-def field_problems(fields: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (partition, offset), the first field whose name is repeated or whose value
-    does not fit its declared type or its warehouse column."""
-    problem = (
-        pl.when(pl.col("repeated")).then(
-            _problem(_R.REPEATED_FIELD, pl.format("data has the field {} more than once", "field"))
-        )
-        .when(pl.col("json_type").is_null()).then(
-            _problem(_R.BAD_DATA, "data cannot be read as an object of distinct fields")
-        )
-        .when(~pl.col("fits")).then(_problem(_R.BAD_VALUE, pl.format("{} '{}' is not {}", "field", "value", "expected")))
-        .otherwise(
-            _problem(_R.OUT_OF_RANGE, pl.format("{} '{}' is out of range for {}", "field", "value", "column_type"))
-        )
+# Per message, the problem of its first field that has one, a repeated name
+# first (which value counts?), then by name. Only an object not mapped has a name
+# twice (shred_fields.sql): it is counted among its few names.
+_FIELD_PROBLEMS = f"""
+    WITH flagged AS (
+        SELECT * FROM (
+            SELECT "partition", "offset", field, json_type, {field_problem()} AS problem
+            FROM shredded_fields LEFT JOIN field_rules USING (field)
+        ) WHERE problem IS NOT NULL
     )
-    return (
-        fields.join(_field_rules().lazy(), on="field", how="left")
-        .with_columns(fits=_fits_kind())
-        .filter(pl.col("repeated") | pl.col("json_type").is_null() | ~pl.col("fits") | _past_column_range())
-        .group_by("partition", "offset")
-        .agg(problem.sort_by(~pl.col("repeated"), "field").first().alias("field_problem"))
+    SELECT "partition", "offset", arg_min(problem, (NOT repeated, field)) AS problem FROM (
+        SELECT "partition", "offset", field, problem, false AS repeated FROM flagged
+        UNION ALL
+        SELECT "partition", "offset", field,
+            {_problem(_R.REPEATED_FIELD, _format("data has the field {} more than once", "field"))}, true
+        FROM flagged WHERE json_type IS NULL GROUP BY "partition", "offset", field HAVING count(*) > 1
     )
+    GROUP BY "partition", "offset"
+"""
+# Each message's problem: its envelope's, else its first field's.
+_PROBLEMS = f"""
+    CREATE OR REPLACE TEMP TABLE problems AS
+    SELECT "partition", "offset", arg_min(problem, envelope_first) AS problem FROM (
+        SELECT "partition", "offset", problem, 0 AS envelope_first FROM shredded WHERE problem IS NOT NULL
+        UNION ALL
+        SELECT "partition", "offset", problem, 1 FROM ({_FIELD_PROBLEMS})
+    )
+    GROUP BY "partition", "offset"
+"""
+_NOT_QUARANTINED = 'NOT EXISTS (SELECT 1 FROM problems AS p WHERE p."partition" = s."partition" AND p."offset" = s."offset")'
+
+
+def scratch_database() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for `parse_raw_batch`, to reuse from batch to batch: a
+    new one per batch cost a 1M load about 2 s of CPU, setting up and faulting in
+    its memory again. One thread: the parse runs beside the load, which keeps the
+    other core busy; a second thread here only contended with it."""
+    db = duckdb.connect()
+    db.execute("SET threads = 1").fetchall()
+    db.execute("SET TimeZone = 'UTC'").fetchall()
+    db.execute(sql_text("parse_macros.sql")).fetchall()
+    db.register("field_rules_rows", _field_rules().to_arrow())
+    db.execute("CREATE TEMP TABLE field_rules AS SELECT * FROM field_rules_rows").fetchall()
+    db.unregister("field_rules_rows")
+    return db
 
 
 def parse_raw_batch(
     raw: pa.Table, kind: TopicKind, tenant_id: str, scratch: duckdb.DuckDBPyConnection | None = None
 ) -> ParsedBatch:
-    shredded, fields = shred(raw, scratch)
-    checked = (
-        shredded.lazy()
-        .with_columns(problem=envelope_problem(kind, tenant_id))
-        .join(field_problems(fields.lazy()), on=["partition", "offset"], how="left")
-        .with_columns(pl.coalesce("problem", "field_problem").struct.unnest())
-        .collect()
-    )
-    valid = checked.filter(pl.col("reason").is_null() & ~pl.col("is_null"))
-    messages = valid.select(VALID_MESSAGE_SCHEMA.names()).cast(VALID_MESSAGE_SCHEMA)
-    tombstones = checked.filter(pl.col("is_null") & pl.col("reason").is_null()).select(
-        pl.col("key_text").alias("customer_id"), "kafka_ts", "partition", "offset"
-    )
-    quarantined = checked.filter(pl.col("reason").is_not_null()).select(
-        "topic", "partition", "offset", "kafka_ts", "key_text", "reason_code", "reason"
-    )
-    if quarantined.height:
-        # (partition, offset) is unique in a raw batch, which holds one topic.
-        untouched = pl.from_arrow(raw.select(["partition", "offset", "key", "value"])).rename({"value": "raw_value"})
-        quarantined = quarantined.join(untouched, on=["partition", "offset"], how="left", maintain_order="left")
-    else:
-        quarantined = quarantined.with_columns(key=pl.lit(None, pl.Binary), raw_value=pl.lit(None, pl.Binary))
-    quarantined = quarantined.select(QUARANTINE_SCHEMA.names()).cast(QUARANTINE_SCHEMA)
-    return ParsedBatch(
-        messages=messages,
-        # Not the fields of quarantined messages (tombstones have none): an anti join
-        # on the few quarantined costs a sixth of a semi join on the many valid.
-        fields=fields.join(quarantined.select("partition", "offset"), on=["partition", "offset"], how="anti").select(
-            FIELD_SCHEMA.names()
-        ),
-        tombstones=tombstones,
-        quarantined=quarantined,
-    )
+    """The batch's valid messages, their fields and its tombstones, and each
+    other message with the first thing wrong with it. `scratch`: a
+    `scratch_database()` to use, not used by another thread meanwhile."""
+    if scratch is None:
+        with scratch_database() as db:
+            return parse_raw_batch(raw, kind, tenant_id, db)
+    db = scratch
+    db.register("raw_batch", raw)
+    try:
+        # What the checks need of the envelope, and the first thing wrong with it.
+        db.execute(
+            'CREATE OR REPLACE TEMP TABLE shredded AS SELECT topic, "partition", "offset", kafka_ts, key_text, is_null, '
+            f'message_id, customer_id, "type", occurred_at, data, data_type, {envelope_problem(kind)} AS problem '
+            f"FROM ({sql_text('shred_messages.sql')})",
+            {"tenant_id": tenant_id},
+        ).fetchall()
+        db.execute(f"CREATE OR REPLACE TEMP TABLE shredded_fields AS {sql_text('shred_fields.sql')}").fetchall()
+        db.execute(_PROBLEMS).fetchall()
+
+        def rows(query: str, schema: pl.Schema | None = None) -> pl.DataFrame:
+            frame = pl.from_arrow(db.execute(query).to_arrow_table())
+            return frame.cast(schema) if schema is not None else frame
+
+        messages = rows(
+            f"SELECT {', '.join(map(quote_identifier, VALID_MESSAGE_SCHEMA.names()))} FROM shredded AS s "
+            f"WHERE NOT is_null AND {_NOT_QUARANTINED}",
+            VALID_MESSAGE_SCHEMA,
+        )
+        fields = rows(
+            f'SELECT "partition", "offset", field, json_type, value FROM shredded_fields AS s WHERE {_NOT_QUARANTINED}',
+            FIELD_SCHEMA,
+        )
+        tombstones = rows(
+            'SELECT key_text AS customer_id, kafka_ts, "partition", "offset" FROM shredded AS s '
+            f"WHERE is_null AND {_NOT_QUARANTINED}",
+        )
+        # The raw key and value only of the few quarantined: (partition, offset) is
+        # unique in a raw batch, which holds one topic.
+        quarantined = rows(
+            'SELECT s.topic, s."partition", s."offset", s.kafka_ts, r."key", s.key_text, r."value" AS raw_value, '
+            "p.problem.reason_code, p.problem.reason FROM problems AS p "
+            'JOIN shredded AS s ON s."partition" = p."partition" AND s."offset" = p."offset" '
+            'JOIN raw_batch AS r ON r."partition" = p."partition" AND r."offset" = p."offset" '
+            'ORDER BY s."partition", s."offset"',
+            QUARANTINE_SCHEMA,
+        )
+    finally:
+        # Not holding on to the batch after it is parsed.
+        db.unregister("raw_batch")
+        for table in ("shredded", "shredded_fields", "problems"):
+            db.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
+    return ParsedBatch(messages, fields, tombstones, quarantined)

@@ -1,49 +1,29 @@
 -- One row per entry of `data` in the messages of `shredded` whose data is an
--- object: its name, JSON type ('NULL' for an explicit null, which clears),
--- value as text (a scalar unquoted; an array or object as JSON), whether the
--- name occurs more than once in the object (bad input: which value counts?;
--- such an object's entries have no type nor value),
--- and for a timestamp field the instant its text names.
-WITH parsed_objects AS (
+-- object: its name, JSON type ('NULL' for an explicit null, which clears) and
+-- value as text (a scalar unquoted; an array or object as JSON). An object with
+-- a name twice (bad input: which value counts?) lists only its names, with no
+-- type nor value: the message is quarantined, so no value is needed, and a name
+-- is never made into a JSON path.
+WITH objects AS (
     SELECT "partition", "offset", data,
         -- One parse of `data` for all its entries (a lookup per name parses it
         -- again per name).
         TRY(json_transform(data, '"MAP(VARCHAR, JSON)"')) AS entries
     FROM shredded
     WHERE data_type = 'OBJECT'
-), objects AS (
+), listed AS (
     -- DuckDB builds the MAP of an object with a name twice, and fails only when
-    -- it is kept: such an object has no entries (NULL).
-    SELECT "partition", "offset", data,
-        CASE WHEN len(list_distinct(map_keys(entries))) = len(map_keys(entries)) THEN entries END AS entries
-    FROM parsed_objects
-), distinct_names AS (
-    SELECT "partition", "offset",
-        unnest(map_keys(entries)) AS field, unnest(map_values(entries)) AS entry
-    FROM objects
-    WHERE entries IS NOT NULL
-), unmapped_names AS (
-    -- Rare: an object with a name twice (or that no MAP holds). Only its names,
-    -- with no type: the message is quarantined, so no value is needed, and a name
-    -- is never made into a JSON path.
-    SELECT "partition", "offset", field
-    FROM objects, unnest(json_keys(data)) AS names(field)
-    WHERE entries IS NULL
-), fields AS (
-    SELECT "partition", "offset", field,
-        coalesce(json_type(entry), 'NULL') AS json_type,  -- a JSON null is an SQL NULL in a MAP
-        entry->>'$' AS value,
-        false AS repeated
-    FROM distinct_names
-    UNION ALL
-    SELECT "partition", "offset", field, NULL, NULL,
-        count(*) OVER (PARTITION BY "partition", "offset", field) > 1
-    FROM unmapped_names
+    -- it is kept: such an object (or one no MAP holds) is not mapped.
+    SELECT "partition", "offset", mapped,
+        unnest(CASE WHEN mapped THEN map_keys(entries) ELSE json_keys(data) END) AS field,
+        unnest(CASE WHEN mapped THEN map_values(entries) END) AS entry
+    FROM (
+        SELECT *, coalesce(len(list_distinct(map_keys(entries))) = len(map_keys(entries)), false) AS mapped
+        FROM objects
+    )
 )
-SELECT *,
-    -- `timestamp_fields` lists them (scratch_database() makes it: a list given as a
-    -- parameter here made this query six times slower); the cast is the one for
-    -- the envelope's occurred_at (shred_messages.sql).
-    CASE WHEN json_type = 'VARCHAR' AND field IN (SELECT field FROM timestamp_fields)
-        THEN TRY_CAST(upper(value) AS TIMESTAMPTZ) END AS instant
-FROM fields
+SELECT "partition", "offset", field,
+    -- A JSON null is an SQL NULL in a MAP.
+    CASE WHEN mapped THEN coalesce(json_type(entry), 'NULL') END AS json_type,
+    entry->>'$' AS value
+FROM listed

@@ -1,7 +1,6 @@
 -- One row per raw message of `raw_batch`: the envelope's fields as text with
 -- their JSON types, so validation can say exactly what is wrong. Runs in an
--- in-memory DuckDB, not the warehouse: polars cannot list an object's keys nor
--- decode JSON row by row without failing the whole column on one bad value.
+-- in-memory DuckDB, not the warehouse (parse.scratch_database()).
 WITH decoded AS (
     SELECT *, TRY(decode(value)) AS text FROM raw_batch
 ), typed AS (
@@ -35,10 +34,8 @@ SELECT
     t[4] AS customer_id_type,    v[4] AS customer_id,
     t[5] AS type_type,           v[5] AS "type",
     t[6] AS occurred_at_type,    v[6] AS occurred_at_text,
-    -- The instant it names by the cast the warehouse makes of a time (upper():
-    -- DuckDB reads T and Z, not the t and z RFC 3339 allows too), so a time that
-    -- passes validation loads; NULL if it names none, such as the 30th of February.
-    -- Four times cheaper than polars' parse; the format is checked there.
-    TRY_CAST(upper(v[6]) AS TIMESTAMPTZ) AS occurred_at,
+    -- The instant it names (parse_macros.sql), so a time that passes validation
+    -- loads; the format is checked apart.
+    instant_of(v[6]) AS occurred_at,
     t[7] AS data_type,           v[7] AS data  -- only read where data_type is OBJECT
 FROM envelope
