@@ -137,7 +137,9 @@ def newest_values(db: duckdb.DuckDBPyConnection) -> None:
     _run(
         db,
         "CREATE OR REPLACE TEMP VIEW newest_values AS SELECT i.integration, o.* FROM ("
-        "SELECT unnest(arg_max(o, o.newness)) FROM observations AS o GROUP BY o.customer_id, o.attribute"
+        "SELECT o.customer_id, o.attribute, unnest(arg_max({'json_type': o.json_type, 'value': o.value, "
+        "'occurred_at': o.occurred_at, 'kafka_ts': o.kafka_ts, 'partition': o.\"partition\", 'offset': o.\"offset\", "
+        "'newness': o.newness}, o.newness)) FROM observations AS o GROUP BY o.customer_id, o.attribute"
         ") AS o, chunk_integration AS i",
     )
 
