@@ -849,19 +849,23 @@ def load_integration(
             if read.unreadable is not None:
                 store.record_unreadable(batch_id, read.unreadable)
                 unreadable[batch_id] = read.unreadable
-                continue
-            if batch_id in on_record:  # its file came back
-                store.readable_again(batch_id)
+            else:
+                if batch_id in on_record:  # its file came back
+                    store.readable_again(batch_id)
+                if read.parsed is None:  # parsed apart, on its own
+                    counts[read.batch.topic_kind] += load_batch(
+                        db, store, integration, read, erasures, max_attribute_columns
+                    )
+                else:
+                    chunk.append(read)
+            # A full chunk loads before the next batch's parse is done: the manifest
+            # says whether that batch fits.
+            following = pending[position + 1] if position + 1 < len(pending) else None
             if chunk and (
-                read.batch.topic_kind != chunk[0].batch.topic_kind
-                or sum(r.rows for r in chunk) + read.rows > chunk_messages
+                following is None or following.topic_kind != chunk[0].batch.topic_kind
+                or sum(r.rows for r in chunk) + following.rows > chunk_messages
             ):
                 load(chunk)
-            if read.parsed is None:  # parsed apart, on its own
-                counts[read.batch.topic_kind] += load_batch(db, store, integration, read, erasures, max_attribute_columns)
-            else:
-                chunk.append(read)
-        load(chunk)
     if on_batch is not None:
         on_batch(len(pending), len(pending))
     # Before raw marks them done: a run that dies in between forgets them next time.
