@@ -17,9 +17,10 @@ import shutil
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -119,7 +120,10 @@ def _one_thread_fewer(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     finally:
-        _run(db, f"SET threads = {int(threads)}")
+        try:
+            _run(db, f"SET threads = {int(threads)}")
+        except duckdb.Error:
+            pass  # a connection that failed: the error it raised is the one to see
 
 
 @dataclass
@@ -831,41 +835,45 @@ def load_integration(
         (batch for batch in store.batches(integration.name) if batch.batch_id not in done),
         key=lambda batch: batch.topic_kind != TopicKind.PROFILES.value,
     )
+    # Per batch, the rows of the batches after it.
+    rows_after = list(accumulate((b.rows for b in reversed(pending[1:])), initial=0))[::-1]
     chunk: list[ReadBatch] = []
 
-    def load(reads: list[ReadBatch]) -> None:
+    def load(reads: list[ReadBatch], still_to_parse: int) -> None:
         if reads:
             kind = reads[0].batch.topic_kind
-            counts[kind] = counts[kind] + load_chunk(db, store, integration, reads, erasures, max_attribute_columns)
+            # While a chunk's worth or more is still to parse on a core of its own
+            # (read_ahead), a DuckDB thread per core here as well contended with
+            # it; with little or none (an increment), a scan of a large lake
+            # wants every core.
+            with _one_thread_fewer(db) if still_to_parse >= chunk_messages else nullcontext():
+                counts[kind] = counts[kind] + load_chunk(db, store, integration, reads, erasures, max_attribute_columns)
         reads.clear()
 
-    # The parse has a core of its own meanwhile (read_ahead): a DuckDB thread per
-    # core here as well contended with it.
-    with _one_thread_fewer(db):
-        for position, read in enumerate(read_ahead(pending, integration.tenant_id, chunk_messages)):
-            if on_batch is not None:
-                on_batch(position, len(pending))
-            batch_id = read.batch.batch_id
-            if read.unreadable is not None:
-                store.record_unreadable(batch_id, read.unreadable)
-                unreadable[batch_id] = read.unreadable
+    for position, read in enumerate(read_ahead(pending, integration.tenant_id, chunk_messages)):
+        if on_batch is not None:
+            on_batch(position, len(pending))
+        batch_id = read.batch.batch_id
+        if read.unreadable is not None:
+            store.record_unreadable(batch_id, read.unreadable)
+            unreadable[batch_id] = read.unreadable
+        else:
+            if batch_id in on_record:  # its file came back
+                store.readable_again(batch_id)
+            if read.parsed is None:  # parsed apart, on its own
+                counts[read.batch.topic_kind] += load_batch(
+                    db, store, integration, read, erasures, max_attribute_columns
+                )
             else:
-                if batch_id in on_record:  # its file came back
-                    store.readable_again(batch_id)
-                if read.parsed is None:  # parsed apart, on its own
-                    counts[read.batch.topic_kind] += load_batch(
-                        db, store, integration, read, erasures, max_attribute_columns
-                    )
-                else:
-                    chunk.append(read)
-            # A full chunk loads before the next batch's parse is done: the manifest
-            # says whether that batch fits.
-            following = pending[position + 1] if position + 1 < len(pending) else None
-            if chunk and (
-                following is None or following.topic_kind != chunk[0].batch.topic_kind
-                or sum(r.rows for r in chunk) + following.rows > chunk_messages
-            ):
-                load(chunk)
+                chunk.append(read)
+        # A full chunk loads before the next batch's parse is done: the manifest
+        # says whether that batch fits.
+        following = pending[position + 1] if position + 1 < len(pending) else None
+        if chunk and (
+            following is None or following.topic_kind != chunk[0].batch.topic_kind
+            or sum(r.rows for r in chunk) + following.rows > chunk_messages
+        ):
+            load(chunk, rows_after[position])
     if on_batch is not None:
         on_batch(len(pending), len(pending))
     # Before raw marks them done: a run that dies in between forgets them next time.

@@ -147,20 +147,23 @@ def envelope_problem(kind: TopicKind) -> str:
         checks += [
             (f"{json_type} IS NULL", _problem(_R.ENVELOPE_FIELD, text(f"envelope field {field} is missing"))),
             (f"{json_type} NOT IN ({', '.join(map(text, types))})", _problem(
-                _R.ENVELOPE_FIELD, _format(f"envelope field {field} is {{}}, not {types[0].lower()}", f"lower({json_type})")
+                _R.ENVELOPE_FIELD,
+                _format(f"envelope field {field} is {{}}, not {types[0].lower()}", f"lower({json_type})"),
             )),
         ]
     checks += [
         (f"schema_version <> {text(str(SCHEMA_VERSION))}",
          _problem(_R.SCHEMA_VERSION, _format("unsupported schema_version {}", "schema_version"))),
         ("tenant_id <> $tenant_id", _problem(
-            _R.WRONG_TENANT, _format("tenant_id '{}' differs from the integration tenant '{}'", "tenant_id", "$tenant_id")
+            _R.WRONG_TENANT,
+            _format("tenant_id '{}' differs from the integration tenant '{}'", "tenant_id", "$tenant_id"),
         )),
         ("blank(message_id)", _problem(_R.BLANK_ID, text("message_id is empty or blank"))),
         ("blank(customer_id)", _problem(_R.BLANK_ID, text("customer_id is empty or blank"))),
         # The key decides the partition and what an erasure removes: a message must be
         # about the customer it is keyed by (a key that is not UTF-8 is no customer id).
-        ("customer_id IS DISTINCT FROM key_text", _problem(_R.KEY_MISMATCH, text("customer_id differs from the message key"))),
+        ("customer_id IS DISTINCT FROM key_text",
+         _problem(_R.KEY_MISMATCH, text("customer_id differs from the message key"))),
         ("rfc3339_without_zone(occurred_at_text)",
          _problem(_R.TIME_WITHOUT_ZONE, _format("occurred_at '{}' has no zone offset", "occurred_at_text"))),
         ("NOT rfc3339(occurred_at_text) OR occurred_at IS NULL",
@@ -171,10 +174,13 @@ def envelope_problem(kind: TopicKind) -> str:
     ]
     profile_type = text(PROFILE_MESSAGE_TYPE)
     if kind is TopicKind.PROFILES:
-        checks.append((f'"type" <> {profile_type}', _problem(_R.WRONG_TYPE, _format("type '{}' on the profiles topic", '"type"'))))
+        checks.append((
+            f'"type" <> {profile_type}', _problem(_R.WRONG_TYPE, _format("type '{}' on the profiles topic", '"type"'))
+        ))
     else:
         checks += [
-            (f'"type" = {profile_type}', _problem(_R.WRONG_TYPE, text(f"type '{PROFILE_MESSAGE_TYPE}' on the events topic"))),
+            (f'"type" = {profile_type}',
+             _problem(_R.WRONG_TYPE, text(f"type '{PROFILE_MESSAGE_TYPE}' on the events topic"))),
             ('blank("type")', _problem(_R.WRONG_TYPE, text("type is empty or blank"))),
         ]
     return _first_of(checks)
@@ -254,9 +260,11 @@ def field_problem() -> str:
         f"OR ({_is_kind(k.DECIMAL)} AND NOT abs(TRY_CAST(value AS DOUBLE)) < {DECIMAL_LIMIT}))"
     )
     return _first_of([
-        ("json_type IS NULL", _problem(_R.BAD_DATA, string_literal("data cannot be read as an object of distinct fields"))),
+        ("json_type IS NULL",
+         _problem(_R.BAD_DATA, string_literal("data cannot be read as an object of distinct fields"))),
         (f"NOT ({fits})", _problem(_R.BAD_VALUE, _format("{} '{}' is not {}", "field", "value", "expected"))),
-        (past_column_range, _problem(_R.OUT_OF_RANGE, _format("{} '{}' is out of range for {}", "field", "value", "column_type"))),
+        (past_column_range,
+         _problem(_R.OUT_OF_RANGE, _format("{} '{}' is out of range for {}", "field", "value", "column_type"))),
     ])
 
 
@@ -289,7 +297,9 @@ _PROBLEMS = f"""
     )
     GROUP BY "partition", "offset"
 """
-_NOT_QUARANTINED = 'NOT EXISTS (SELECT 1 FROM problems AS p WHERE p."partition" = s."partition" AND p."offset" = s."offset")'
+_NOT_QUARANTINED = (
+    'NOT EXISTS (SELECT 1 FROM problems AS p WHERE p."partition" = s."partition" AND p."offset" = s."offset")'
+)
 
 
 def scratch_database() -> duckdb.DuckDBPyConnection:
