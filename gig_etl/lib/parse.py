@@ -239,7 +239,7 @@ def field_problem() -> str:
     fits_kind = _first_of([
         ("json_type = 'NULL'", "true"),  # null clears the attribute
         (_is_kind(k.STRING), "json_type = 'VARCHAR'"),
-        (_is_kind(k.DATE), "json_type = 'VARCHAR' AND regexp_matches(value, '^[0-9]{4}-[0-9]{2}-[0-9]{2}$') "
+        (_is_kind(k.DATE), "json_type = 'VARCHAR' AND iso_date(value) "
                            "AND NOT starts_with(value, '0000') AND TRY_CAST(value AS DATE) IS NOT NULL"),
         (_is_kind(k.TIMESTAMP), "json_type = 'VARCHAR' AND rfc3339(value) AND instant_held(instant_of(value))"),
         (_is_kind(k.INTEGER), _types(_INTEGER_TYPES)),

@@ -7,6 +7,8 @@ CREATE OR REPLACE TEMP MACRO rfc3339_without_zone(text) AS
     regexp_matches(text, '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?$');
 CREATE OR REPLACE TEMP MACRO rfc3339(text) AS
     regexp_matches(text, '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$');
+-- A calendar date as YYYY-MM-DD; days in range are checked by the cast.
+CREATE OR REPLACE TEMP MACRO iso_date(text) AS regexp_matches(text, '^[0-9]{4}-[0-9]{2}-[0-9]{2}$');
 -- The instant an RFC 3339 time names, by the cast the warehouse makes of a time
 -- (upper(): DuckDB reads T and Z, not the t and z RFC 3339 allows too); NULL if
 -- it names none, such as the 30th of February.
