@@ -222,6 +222,30 @@ def test_customers_sharing_an_identifier_share_a_profile_whose_channels_take_the
         assert db.execute("SELECT count(*) FROM subscriptions WHERE profile_id = 'pair@x.com'").fetchall() == [(1,)]
 
 
+def test_events_follow_their_customers_profile_id_as_the_identifier_arrives_changes_and_is_cleared(tmp_path):
+    from gig_etl.simulate import envelope, message
+
+    integration = register(tmp_path, "it", "acme", "b:1", identifier="email")
+    store = RawStore(raw_root(tmp_path))
+
+    def load(kind: TopicKind, customer: str, day: int, data: dict) -> list[tuple]:
+        kind_type = "profile" if kind is TopicKind.PROFILES else "game_activity"
+        sent = envelope("acme", customer, kind_type, f"2026-11-{day:02}T10:00:00Z", data, f"m-{customer}-{day}")
+        store_batch(store, "it", "acme", kind, [message(kind, customer, sent)])
+        load_integration(db, store, integration)
+        return db.execute("SELECT customer_id, profile_id FROM events ORDER BY occurred_at").fetchall()
+
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
+        assert load(TopicKind.PROFILES, "1", 1, {"email": "one@x.com"}) == []
+        # Customer 2's event waits for an identifier; customer 1's has its profile at once.
+        assert load(TopicKind.EVENTS, "2", 2, {"game": "slots"}) == [("2", None)]
+        assert load(TopicKind.EVENTS, "1", 3, {"game": "slots"}) == [("2", None), ("1", "one@x.com")]
+        assert load(TopicKind.PROFILES, "2", 4, {"email": "two@x.com"}) == [("2", "two@x.com"), ("1", "one@x.com")]
+        assert load(TopicKind.PROFILES, "1", 5, {"email": "new@x.com"}) == [("2", "two@x.com"), ("1", "new@x.com")]
+        assert load(TopicKind.PROFILES, "2", 6, {"email": None}) == [("2", None), ("1", "new@x.com")]
+        assert load(TopicKind.PROFILES, "2", 7, {"email": "back@x.com"}) == [("2", "back@x.com"), ("1", "new@x.com")]
+
+
 def test_an_audience_holds_only_profiles_known_to_be_marketable(tmp_path):
     # Before, a status never sent counted as "not blocked", "not a test account".
     from gig_etl.simulate import envelope, message

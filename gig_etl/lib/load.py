@@ -702,21 +702,34 @@ def _typed_value(column: str, data_type: str) -> str:
     return f"CAST({quoted} AS {typed})"
 
 
+def _among(column: str, values: pl.Series) -> tuple[str, list]:
+    """SQL (and its parameters) for `column IN (values)`'s range: the lake skips
+    the files whose statistics put the column outside it, which a join with
+    `values` alone does not, so a lookup reads the files of about the same
+    customers, not everything held. Nothing matches no values."""
+    present = values.drop_nulls()
+    if present.is_empty():
+        return "false", []
+    return f"{quote_identifier(column)} BETWEEN ? AND ?", [present.min(), present.max()]
+
+
 def _attribute_state_of(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
     """The customers' stored values, each with the row that holds it (`state_row`)."""
     db.register("state_customers", customers.select("customer_id").to_arrow())
+    within, bounds = _among("customer_id", customers["customer_id"])
     return _rows(
-        db, f"SELECT {_STATE_COLUMNS}, rowid AS state_row FROM attribute_state WHERE integration = ? "
-        "AND customer_id IN (SELECT customer_id FROM state_customers)", [integration],
+        db, f"SELECT {_STATE_COLUMNS}, rowid AS state_row FROM attribute_state WHERE integration = ? AND {within} "
+        "AND customer_id IN (SELECT customer_id FROM state_customers)", [integration, *bounds],
     )
 
 
 def _profile_ids_of(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
     """The customers' profile rows' (customer_id, profile_id)."""
     db.register("profile_customers", customers.select("customer_id").to_arrow())
+    within, bounds = _among("customer_id", customers["customer_id"])
     return _rows(
-        db, "SELECT customer_id, profile_id FROM profiles WHERE integration = ? "
-        "AND customer_id IN (SELECT customer_id FROM profile_customers)", [integration],
+        db, f"SELECT customer_id, profile_id FROM profiles WHERE integration = ? AND {within} "
+        "AND customer_id IN (SELECT customer_id FROM profile_customers)", [integration, *bounds],
     )
 
 
@@ -729,8 +742,11 @@ def _refresh_profiles(
     profile_id); returns the new profile rows (customer_id, profile_id, ...)."""
     name = integration.name
     db.register("touched_customers", customers.to_arrow())
-    in_touched = "customer_id IN (SELECT customer_id FROM touched_customers)"
-    _run(db, f"DELETE FROM profiles WHERE integration = ? AND {in_touched}", [name])
+    within, bounds = _among("customer_id", customers["customer_id"])
+    _run(
+        db, f"DELETE FROM profiles WHERE integration = ? AND {within} "
+        "AND customer_id IN (SELECT customer_id FROM touched_customers)", [name, *bounds],
+    )
     columns = profile_columns(db)
     places = dict(
         db.execute("SELECT attribute, column_name FROM attribute_catalog WHERE integration = ?", [name]).fetchall()
@@ -759,16 +775,21 @@ def _refresh_profiles(
         customers.join(before, on="customer_id", how="left")
         .join(profiles.select("customer_id", pl.col("profile_id").alias("now")), on="customer_id", how="left")
         .filter(pl.col("profile_id").ne_missing(pl.col("now")))
-        .select("customer_id", pl.col("now").alias("profile_id"))
     )
-    if changed.height:
-        db.register("changed_profile_ids", changed.to_arrow())
-        _run(
-            db,
-            "UPDATE events SET profile_id = c.profile_id FROM changed_profile_ids AS c "
-            "WHERE events.integration = ? AND events.customer_id = c.customer_id",
-            [name],
-        )
+    # A customer who had no profile row has only events waiting with a null
+    # profile_id: that constant filter lets the lake skip every file without a
+    # null (by its statistics), so a new customer costs no scan of the events held.
+    for had_profile, waiting in ((False, "AND events.profile_id IS NULL "), (True, "")):
+        update = changed.filter(pl.col("profile_id").is_not_null() == had_profile)
+        if update.height:
+            db.register("changed_profile_ids", update.select("customer_id", pl.col("now").alias("profile_id")).to_arrow())
+            within, bounds = _among("customer_id", update["customer_id"])
+            _run(
+                db,
+                "UPDATE events SET profile_id = c.profile_id FROM changed_profile_ids AS c "
+                f"WHERE events.integration = ? {waiting}AND events.{within} AND events.customer_id = c.customer_id",
+                [name, *bounds],
+            )
     return profiles
 
 
@@ -780,21 +801,23 @@ def _refresh_subscriptions(
     now, from `state` (theirs) and the state of the other customers of those
     profiles: customers who share an identifier share a profile."""
     db.register("affected_profiles", profile_ids.drop_nulls().unique().to_frame("profile_id").to_arrow())
-    in_affected = "profile_id IN (SELECT profile_id FROM affected_profiles)"
-    _run(db, f"DELETE FROM subscriptions WHERE integration = ? AND {in_affected}", [integration])
+    within, bounds = _among("profile_id", profile_ids)
+    in_affected = f"{within} AND profile_id IN (SELECT profile_id FROM affected_profiles)"
+    _run(db, f"DELETE FROM subscriptions WHERE integration = ? AND {in_affected}", [integration, *bounds])
     holders = _rows(
         db, f"SELECT integration, customer_id, profile_id FROM profiles WHERE integration = ? AND {in_affected}",
-        [integration],
+        [integration, *bounds],
     )
     others = holders.join(customers, on="customer_id", how="anti")
     if others.height:
         db.register("other_holders", others.select("customer_id").to_arrow())
+        within, bounds = _among("customer_id", others["customer_id"])
         state = pl.concat([
             state,
             _rows(
-                db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? "
+                db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {within} "
                 "AND customer_id IN (SELECT customer_id FROM other_holders) AND list_contains(?, attribute)",
-                [integration, list(SUBSCRIPTION_CHANNELS)],
+                [integration, *bounds, list(SUBSCRIPTION_CHANNELS)],
             ),
         ])
     db.register("refreshed_subscriptions", subscription_rows(state.lazy(), holders.lazy()).collect().to_arrow())
