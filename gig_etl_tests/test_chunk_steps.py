@@ -120,3 +120,64 @@ def test_an_event_is_named_after_its_type_and_takes_its_customers_profile_id(db)
     assert db.execute(
         "SELECT integration, event_id, event_name, profile_id, kafka_offset FROM new_events ORDER BY event_id"
     ).fetchall() == [("acme", "e1", "Bonus", "p1", 1), ("acme", "e2", "brand_new_thing", None, 2)]
+
+
+def state(db, relation: str, rows: list[tuple]) -> None:
+    """Registers attribute state (customer, attribute, value, occurred day, partition, offset) as `relation`."""
+    db.register(relation, pl.DataFrame(
+        [
+            {"customer_id": c, "attribute": a, "value": v, "occurred_at": at(d), "kafka_ts": at(28), "partition": p, "offset": o}
+            for c, a, v, d, p, o in rows
+        ],
+        schema={"customer_id": pl.String, "attribute": pl.String, "value": pl.String, "occurred_at": pl.Datetime("us", "UTC"),
+                "kafka_ts": pl.Datetime("us", "UTC"), "partition": pl.Int32, "offset": pl.Int64},
+    ).to_arrow())
+
+
+def test_profiles_are_held_back_until_their_identifier_is_known_and_shared_ones_take_the_newest_channel(db):
+    rows = [("1", "email", "a@x.com", 1, 0, 0), ("1", "allow_sms", "true", 2, 0, 1), ("2", "allow_sms", None, 3, 1, 0)]
+    state(db, "profile_state", rows)
+    state(db, "subscription_state", rows[1:])
+    columns = {"gig_email": ("email", "VARCHAR"), "gig_allow_sms": ("allow_sms", "BOOLEAN")}
+    chunk_steps.refreshed_profiles(db, "email", columns)
+    assert db.execute(
+        "SELECT integration, profile_id, customer_id, gig_allow_sms, updated_at FROM refreshed_profiles"
+    ).fetchall() == [("acme", "a@x.com", "1", True, at(2))]
+    chunk_steps.refreshed_profiles(db, "customer_id", columns)
+    assert db.execute("SELECT profile_id, gig_email FROM refreshed_profiles ORDER BY 1").fetchall() == [
+        ("1", "a@x.com"), ("2", None)
+    ]
+
+    def subscriptions(holders: list[tuple]) -> list[tuple]:
+        db.register("subscription_holders", pl.DataFrame(
+            holders, schema=["customer_id", "profile_id"], orient="row"
+        ).with_columns(integration=pl.lit("acme")).to_arrow())
+        chunk_steps.refreshed_subscriptions(db)
+        return db.execute(
+            "SELECT integration, profile_id, channel, subscribed, updated_at FROM refreshed_subscriptions ORDER BY ALL"
+        ).fetchall()
+
+    assert subscriptions([("1", "1"), ("2", "2")]) == [("acme", "1", "sms", True, at(2)), ("acme", "2", "sms", None, at(3))]
+    # Both customers in one profile: its channel takes the newer value.
+    assert subscriptions([("1", "shared"), ("2", "shared")]) == [("acme", "shared", "sms", None, at(3))]
+
+
+def test_names_with_no_column_of_their_own_keep_their_values_in_the_map_and_values_take_their_columns_type(db):
+    hostile = 'x"; DROP TABLE events; --'
+    state(db, "profile_state", [
+        ("1", "email", "a@x.com", 1, 0, 0), ("1", "Email", "A@X.COM", 1, 0, 1), ("1", hostile, "1", 1, 0, 2),
+        ("1", "tags", '["a", "b"]', 1, 0, 3), ("1", "registered_at", "2026-11-01t10:00:00z", 1, 0, 4),
+        ("2", "email", "b@x.com", 1, 0, 5),
+    ])
+    columns = {
+        "gig_email": ("email", "VARCHAR"), "gig_tags": ("tags", "VARCHAR[]"),
+        "gig_registered_at": ("registered_at", "TIMESTAMP WITH TIME ZONE"),
+    }
+    chunk_steps.refreshed_profiles(db, "customer_id", columns, ["Email", hostile])
+    rows = db.execute(
+        "SELECT customer_id, gig_email, gig_tags, gig_registered_at, extra_attributes FROM refreshed_profiles ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        ("1", "a@x.com", ["a", "b"], datetime(2026, 11, 1, 10, tzinfo=UTC), {"Email": "A@X.COM", hostile: "1"}),
+        ("2", "b@x.com", None, None, None),
+    ]

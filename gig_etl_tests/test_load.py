@@ -54,6 +54,33 @@ def test_a_batch_that_fails_half_way_leaves_the_warehouse_as_it_was(loaded_setup
     assert db.execute("SELECT count(*) FROM events").fetchall()[0][0] > 0
 
 
+def test_a_batch_whose_every_message_the_warehouse_refuses_is_quarantined_whole(tmp_path, monkeypatch):
+    import duckdb
+
+    from gig_etl.simulate import envelope, message
+
+    integration = register(tmp_path, "it", "acme", "b:1")
+    store = RawStore(raw_root(tmp_path))
+    store_batch(store, "it", "acme", TopicKind.PROFILES, [
+        message(TopicKind.PROFILES, c, envelope("acme", c, "profile", "2026-11-01T10:00:00Z", {"vip_level": 1}, f"m-{c}"))
+        for c in ("1", "2", "3")
+    ])
+    apply_chunk = load_module._apply_chunk
+
+    def refusing(db, integration, chunk, *args):
+        if chunk.parsed.messages.height:
+            raise duckdb.ConversionException("Conversion Error: refused")
+        return apply_chunk(db, integration, chunk, *args)
+
+    monkeypatch.setattr(load_module, "_apply_chunk", refusing)
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
+        counts = load_integration(db, store, integration).total
+        assert (counts.rows, counts.loaded, counts.quarantined_by_reason) == (3, 0, {"refused": 3})
+        assert db.execute("SELECT key, reason FROM quarantine ORDER BY key").fetchall() == [
+            (key, "the warehouse cannot hold it: ConversionException: Conversion Error: refused") for key in (b"1", b"2", b"3")
+        ]
+
+
 def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_load_order(tmp_path):
     from gig_etl.simulate import SimulatedMessage, envelope, message
 

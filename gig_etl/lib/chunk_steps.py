@@ -6,16 +6,19 @@ They run where the chunk loads, so what they make never leaves DuckDB: no copy
 to polars and back. Their inputs: `chunk_messages` (ParsedBatch.messages with
 a `batch` column and each message's position, `row`), `chunk_fields`
 (ParsedBatch.fields), `erased_customer_ids` (customer_id) and `chunk_integration`
-(integration: the one integration loading).
+(integration: the one integration loading); the profile and subscription
+steps read the attribute state their docstrings name.
 """
 
 from __future__ import annotations
 
+from typing import Collection, Mapping
+
 import duckdb
 import polars as pl
 
-from gig_etl.contract import EVENT_TYPES, PROFILE_ATTRIBUTES, TopicKind
-from gig_etl.lib.identifiers import quote_identifier
+from gig_etl.contract import EVENT_TYPES, PROFILE_ATTRIBUTES, SUBSCRIPTION_CHANNELS, TopicKind, attribute_column
+from gig_etl.lib.identifiers import EXTRA_ATTRIBUTES, quote_identifier
 from gig_etl.lib.transform import NEWEST_LAST
 
 # NEWEST_LAST as SQL, in polars' order (NULLS FIRST): what compares equal there ties here.
@@ -158,4 +161,82 @@ def new_events(db: duckdb.DuckDBPyConnection) -> None:
         'm.data AS properties, m.topic, m."partition" AS kafka_partition, m."offset" AS kafka_offset, p.profile_id '
         "FROM chunk_integration AS i, kept_messages AS m LEFT JOIN event_names AS n ON n.event_type = m.type "
         "LEFT JOIN chunk_profile_ids AS p ON p.customer_id = m.customer_id",
+    )
+
+
+def _typed_value(value: str, column: str, data_type: str) -> str:
+    """SQL for a `profiles` column from its `value` (SQL for the text it holds), in
+    the column's type (`data_type` as DuckDB names it in duckdb_columns())."""
+    if data_type.endswith("[]") or data_type == "JSON":
+        typed = f"CAST(({value})::JSON AS {data_type})"
+    elif data_type == "TIMESTAMP WITH TIME ZONE":  # DuckDB reads T and Z, not the t and z RFC 3339 allows too
+        typed = f"CAST(upper({value}) AS {data_type})"
+    else:
+        typed = f"CAST({value} AS {data_type})"
+    return f"{typed} AS {quote_identifier(column)}"
+
+
+def refreshed_profiles(
+    db: duckdb.DuckDBPyConnection, identifier: str, columns: Mapping[str, tuple[str, str]], extra: Collection[str] = ()
+) -> None:
+    """`refreshed_profiles`: the `profiles` rows of the customers in
+    `profile_state` (customer_id, attribute, value, occurred_at: their every
+    attribute value now), one per customer whose identifier is known, others
+    held back until it arrives. `columns` maps each gig_ column to the GiG name
+    whose value it holds and the column's type; the values of the names in
+    `extra` go into EXTRA_ATTRIBUTES, null if none."""
+    # Each customer's values as one list, each column's found by its position
+    # there: a filtered aggregate per column compared every value with every name.
+    db.register("profile_column_names", pl.DataFrame(
+        {"attribute": [name for name, _ in columns.values()], "place": range(1, len(columns) + 1)},
+        schema={"attribute": pl.String, "place": pl.Int32},
+    ).to_arrow())
+    lists, params = ["list({'place': n.place, 'value': s.value}) AS placed"], []
+    typed = [
+        _typed_value(f"placed[list_position(places, {place})].value", column, data_type)
+        for place, (column, (_, data_type)) in enumerate(columns.items(), start=1)
+    ]
+    if extra:
+        lists.append(
+            "list({'key': s.attribute, 'value': s.value}) FILTER (WHERE list_contains(?::VARCHAR[], s.attribute)) "
+            f"AS {EXTRA_ATTRIBUTES}"
+        )
+        params.append(sorted(extra))
+        typed.append(f"map_from_entries({EXTRA_ATTRIBUTES}) AS {EXTRA_ATTRIBUTES}")
+    identified_by = (
+        "customer_id" if identifier == "customer_id"
+        else f"placed[list_position(places, {list(columns).index(attribute_column(identifier)) + 1})].value"
+    )
+    _run(
+        db,
+        "CREATE OR REPLACE TEMP TABLE refreshed_profiles AS "
+        f"SELECT {', '.join(['i.integration', 'w.profile_id', 'w.customer_id', 'w.updated_at', *typed])} "
+        f"FROM chunk_integration AS i, (SELECT *, {identified_by} AS profile_id FROM ("
+        "SELECT *, [p.place FOR p IN placed] AS places FROM ("
+        f"SELECT {', '.join(['s.customer_id', 'max(s.occurred_at) AS updated_at', *lists])} "
+        "FROM profile_state AS s LEFT JOIN profile_column_names AS n ON n.attribute = s.attribute "
+        "GROUP BY s.customer_id))) AS w "
+        "WHERE w.profile_id IS NOT NULL",
+        params,
+    )
+
+
+def refreshed_subscriptions(db: duckdb.DuckDBPyConnection) -> None:
+    """`refreshed_subscriptions`: the channel subscriptions of the profiles in
+    `subscription_holders` (integration, customer_id, profile_id: every customer
+    of each), from the subscription attributes in `subscription_state` (as
+    `profile_state`). Customers who share an identifier share a profile, whose
+    channel then takes the newest value among them."""
+    db.register("subscription_channels", pl.DataFrame(
+        {"attribute": list(SUBSCRIPTION_CHANNELS), "channel": list(SUBSCRIPTION_CHANNELS.values())}
+    ).to_arrow())
+    newest_first = ", ".join(f"s.{quote_identifier(c)} DESC NULLS LAST" for c in NEWEST_LAST)
+    _run(
+        db,
+        "CREATE OR REPLACE TEMP TABLE refreshed_subscriptions AS "
+        "SELECT h.integration, h.profile_id, c.channel, s.value = 'true' AS subscribed, "  # null: cleared, unknown
+        "s.occurred_at AS updated_at "
+        "FROM subscription_state AS s JOIN subscription_channels AS c ON c.attribute = s.attribute "
+        "JOIN subscription_holders AS h ON h.customer_id = s.customer_id "
+        f"QUALIFY row_number() OVER (PARTITION BY h.profile_id, s.attribute ORDER BY {newest_first}) = 1",
     )

@@ -41,7 +41,7 @@ from gig_etl.lib.identifiers import ATTRIBUTE_PREFIX, EXTRA_ATTRIBUTES, UnsafeId
 from gig_etl.lib.parse import QUARANTINE_SCHEMA, ParsedBatch, QuarantineReason, parse_raw_batch, scratch_database
 from gig_etl.lib.raw_store import RawBatch, RawStore, UnreadableBatch, read_raw_batch
 from gig_etl.lib.registry import Integration
-from gig_etl.lib.transform import new_attribute_types, profile_rows, subscription_rows
+from gig_etl.lib.transform import new_attribute_types
 from gig_etl.lib.warehouse import (
     ANALYST_SCHEMA,
     ANALYST_TABLES,
@@ -370,7 +370,7 @@ def _without_refused(
     else:
         refused.update(dict.fromkeys((i for i in range(raw.num_rows) if i not in refused), reason))
     kept = [i for i in range(raw.num_rows) if i not in refused]
-    parsed = parse_raw_batch(raw.take(kept), kind, integration.tenant_id)
+    parsed = parse_raw_batch(raw.take(pa.array(kept, pa.int64())), kind, integration.tenant_id)
     return replace(parsed, quarantined=pl.concat([parsed.quarantined, _quarantine_rows(raw, refused)]))
 
 
@@ -453,15 +453,15 @@ def _apply_chunk(
     chunk_steps.new_messages(db, name)
     chunk_steps.kept_messages(db)
     new_count, kept_count, seen_count = chunk_steps.message_counts(db)
-    touched = pl.concat([
-        _rows(db, "SELECT DISTINCT customer_id FROM kept_messages"), tombstones.select("customer_id")
-    ]).unique()
+    db.register("chunk_tombstones", tombstones.select("customer_id").to_arrow())
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE touched_customers AS "
+        "SELECT customer_id FROM kept_messages UNION SELECT customer_id FROM chunk_tombstones",
+    )
     # Read before this transaction writes anything: a lake read through the
     # transaction's own changes took five times as long. The merge compares the
     # new values with it, not with the whole of attribute_state.
-    state_before = _attribute_state_of(db, name, touched.join(tombstones, on="customer_id", how="anti"))
-    db.register("touched_state", state_before.to_arrow())
-    profile_ids_before = _profile_ids_of(db, name, touched)
+    _read_touched_state(db, name)
 
     if kind is TopicKind.EVENTS and seen_count:
         _keep_first_copy(db, name)
@@ -502,26 +502,26 @@ def _apply_chunk(
 
     chunk_steps.newest_values(db)
     _run(db, sql_text("merge_attribute_state.sql"))
-    # The touched customers' state now: what it was, with the values that won.
-    winners = _rows(db, f"SELECT {_STATE_COLUMNS} FROM winning_values")
-    state = pl.concat(
-        [state_before.drop("state_row").join(winners, on=["customer_id", "attribute"], how="anti"), winners],
-        how="vertical_relaxed",
-    )
-
     # Only the customers whose values changed, or who were erased, have profiles
     # to build again: a message whose every value lost to a newer one changes no row.
-    changed = pl.concat([winners.select("customer_id"), tombstones.select("customer_id")]).unique()
-    profiles = _refresh_profiles(
-        db, integration, changed, state.join(changed, on="customer_id", how="semi"),
-        profile_ids_before.join(changed, on="customer_id", how="semi"),
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE changed_customers AS "
+        "SELECT customer_id FROM winning_values UNION SELECT customer_id FROM chunk_tombstones",
     )
+    # Their state now: what it was, with the values that won.
+    _run(
+        db, f"CREATE OR REPLACE TEMP TABLE profile_state AS SELECT {_STATE_COLUMNS} FROM touched_state AS s "
+        "SEMI JOIN changed_customers USING (customer_id) "
+        "ANTI JOIN winning_values AS w ON w.customer_id = s.customer_id AND w.attribute = s.attribute "
+        f"UNION ALL SELECT {_STATE_COLUMNS} FROM winning_values",
+    )
+    _refresh_profiles(db, integration)
 
     if kind is TopicKind.EVENTS and kept_count:
-        db.register("chunk_profile_ids", pl.concat([
-            profiles.select("customer_id", "profile_id"),
-            profile_ids_before.join(changed, on="customer_id", how="anti"),
-        ]).to_arrow())
+        _run(
+            db, "CREATE OR REPLACE TEMP VIEW chunk_profile_ids AS SELECT customer_id, profile_id FROM refreshed_profiles "
+            "UNION ALL SELECT customer_id, profile_id FROM profile_ids_before ANTI JOIN changed_customers USING (customer_id)",
+        )
         chunk_steps.new_events(db)
         _run(db, "INSERT INTO events BY NAME SELECT * FROM new_events")
         _add_to_event_catalog(db)
@@ -691,61 +691,45 @@ def _recount_event_catalog(db: duckdb.DuckDBPyConnection, integration: str, even
 _STATE_COLUMNS = 'customer_id, attribute, value, occurred_at, kafka_ts, "partition", "offset"'
 
 
-def _typed_value(column: str, data_type: str) -> str:
-    """SQL for a `profiles` column's value, held as text, in the column's type
-    (`data_type` as DuckDB names it in duckdb_columns())."""
-    quoted, typed = quote_identifier(column), data_type
-    if data_type.endswith("[]") or data_type == "JSON":
-        return f"CAST({quoted}::JSON AS {typed})"
-    if data_type == "TIMESTAMP WITH TIME ZONE":  # DuckDB reads T and Z, not the t and z RFC 3339 allows too
-        return f"CAST(upper({quoted}) AS {typed})"
-    return f"CAST({quoted} AS {typed})"
-
-
-def _among(column: str, values: pl.Series) -> tuple[str, list]:
-    """SQL (and its parameters) for `column IN (values)`'s range: the lake skips
-    the files whose statistics put the column outside it, which a join with
-    `values` alone does not, so a lookup reads the files of about the same
-    customers, not everything held. Nothing matches no values."""
-    present = values.drop_nulls()
-    if present.is_empty():
+def _among(db: duckdb.DuckDBPyConnection, column: str, relation: str) -> tuple[str, list]:
+    """SQL (and its parameters) for the range of `column`'s values in `relation`:
+    the lake skips the files whose statistics put the column outside it, which a
+    join with the relation alone does not, so a lookup reads the files of about
+    the same customers, not everything held. Nothing matches an empty relation."""
+    quoted = quote_identifier(column)
+    [(low, high)] = db.execute(f"SELECT min({quoted}), max({quoted}) FROM {quote_identifier(relation)}").fetchall()
+    if low is None:
         return "false", []
-    return f"{quote_identifier(column)} BETWEEN ? AND ?", [present.min(), present.max()]
+    return f"{quoted} BETWEEN ? AND ?", [low, high]
 
 
-def _attribute_state_of(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
-    """The customers' stored values, each with the row that holds it (`state_row`)."""
-    db.register("state_customers", customers.select("customer_id").to_arrow())
-    within, bounds = _among("customer_id", customers["customer_id"])
-    return _rows(
-        db, f"SELECT {_STATE_COLUMNS}, rowid AS state_row FROM attribute_state WHERE integration = ? AND {within} "
-        "AND customer_id IN (SELECT customer_id FROM state_customers)", [integration, *bounds],
+def _read_touched_state(db: duckdb.DuckDBPyConnection, integration: str) -> None:
+    """`touched_state`: the stored values of the chunk's `touched_customers` but
+    those it erases, each with the row that holds it (`state_row`); and
+    `profile_ids_before` (customer_id, profile_id): their profile rows' ids."""
+    within, bounds = _among(db, "customer_id", "touched_customers")
+    _run(
+        db, f"CREATE OR REPLACE TEMP TABLE touched_state AS SELECT {_STATE_COLUMNS}, rowid AS state_row "
+        f"FROM attribute_state WHERE integration = ? AND {within} "
+        "AND customer_id IN (SELECT customer_id FROM touched_customers EXCEPT SELECT customer_id FROM chunk_tombstones)",
+        [integration, *bounds],
+    )
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE profile_ids_before AS SELECT customer_id, profile_id FROM profiles "
+        f"WHERE integration = ? AND {within} AND customer_id IN (SELECT customer_id FROM touched_customers)",
+        [integration, *bounds],
     )
 
 
-def _profile_ids_of(db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame) -> pl.DataFrame:
-    """The customers' profile rows' (customer_id, profile_id)."""
-    db.register("profile_customers", customers.select("customer_id").to_arrow())
-    within, bounds = _among("customer_id", customers["customer_id"])
-    return _rows(
-        db, f"SELECT customer_id, profile_id FROM profiles WHERE integration = ? AND {within} "
-        "AND customer_id IN (SELECT customer_id FROM profile_customers)", [integration, *bounds],
-    )
-
-
-def _refresh_profiles(
-    db: duckdb.DuckDBPyConnection, integration: Integration, customers: pl.DataFrame, state: pl.DataFrame,
-    before: pl.DataFrame,
-) -> pl.DataFrame:
-    """Rebuilds the `profiles` and `subscriptions` rows of `customers` from their
-    attribute `state`, given their profile rows' ids `before` (customer_id,
-    profile_id); returns the new profile rows (customer_id, profile_id, ...)."""
+def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration) -> None:
+    """Rebuilds the `profiles` and `subscriptions` rows of the `changed_customers`
+    from `profile_state` (their attribute state now), given `profile_ids_before`;
+    leaves their new rows in `refreshed_profiles`."""
     name = integration.name
-    db.register("touched_customers", customers.to_arrow())
-    within, bounds = _among("customer_id", customers["customer_id"])
+    within, bounds = _among(db, "customer_id", "changed_customers")
     _run(
         db, f"DELETE FROM profiles WHERE integration = ? AND {within} "
-        "AND customer_id IN (SELECT customer_id FROM touched_customers)", [name, *bounds],
+        "AND customer_id IN (SELECT customer_id FROM changed_customers)", [name, *bounds],
     )
     columns = profile_columns(db)
     places = dict(
@@ -755,72 +739,67 @@ def _refresh_profiles(
         place: attribute.removeprefix(ATTRIBUTE_PREFIX) for attribute, place in places.items() if place != EXTRA_ATTRIBUTES
     }
     extra = [attribute.removeprefix(ATTRIBUTE_PREFIX) for attribute, place in places.items() if place == EXTRA_ATTRIBUTES]
-    profiles = profile_rows(
-        state.lazy(), name, integration.identifier, {c: holds[c] for c in columns if c in holds}, extra
-    ).collect()
-    db.register("refreshed_profiles", profiles.to_arrow())
-    typed = [f"{_typed_value(c, t)} AS {quote_identifier(c)}" for c, t in columns.items() if c in holds]
-    if extra:
-        typed.append(f"map_from_entries({EXTRA_ATTRIBUTES}) AS {EXTRA_ATTRIBUTES}")
-    _run(
-        db,
-        f"INSERT INTO profiles BY NAME SELECT integration, profile_id, customer_id, updated_at, {', '.join(typed)} "
-        "FROM refreshed_profiles",
+    chunk_steps.refreshed_profiles(
+        db, integration.identifier, {c: (holds[c], t) for c, t in columns.items() if c in holds}, extra
     )
-    _refresh_subscriptions(db, name, customers, state, pl.concat([before["profile_id"], profiles["profile_id"]]))
+    _run(db, "INSERT INTO profiles BY NAME SELECT * FROM refreshed_profiles")
+    _refresh_subscriptions(db, name)
 
     # Events keep the profile_id their customer has now: set where it changed
     # (an identifier that arrived, changed or was cleared).
-    changed = (
-        customers.join(before, on="customer_id", how="left")
-        .join(profiles.select("customer_id", pl.col("profile_id").alias("now")), on="customer_id", how="left")
-        .filter(pl.col("profile_id").ne_missing(pl.col("now")))
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE changed_profile_ids AS "
+        "SELECT c.customer_id, b.profile_id AS before, p.profile_id FROM changed_customers AS c "
+        "LEFT JOIN profile_ids_before AS b USING (customer_id) LEFT JOIN refreshed_profiles AS p USING (customer_id) "
+        "WHERE b.profile_id IS DISTINCT FROM p.profile_id",
     )
     # A customer who had no profile row has only events waiting with a null
     # profile_id: that constant filter lets the lake skip every file without a
     # null (by its statistics), so a new customer costs no scan of the events held.
     for had_profile, waiting in ((False, "AND events.profile_id IS NULL "), (True, "")):
-        update = changed.filter(pl.col("profile_id").is_not_null() == had_profile)
-        if update.height:
-            db.register("changed_profile_ids", update.select("customer_id", pl.col("now").alias("profile_id")).to_arrow())
-            within, bounds = _among("customer_id", update["customer_id"])
+        _run(
+            db, "CREATE OR REPLACE TEMP TABLE profile_id_updates AS "
+            f"SELECT customer_id, profile_id FROM changed_profile_ids WHERE before IS {'NOT ' if had_profile else ''}NULL",
+        )
+        within, bounds = _among(db, "customer_id", "profile_id_updates")
+        if bounds:
             _run(
                 db,
-                "UPDATE events SET profile_id = c.profile_id FROM changed_profile_ids AS c "
+                "UPDATE events SET profile_id = c.profile_id FROM profile_id_updates AS c "
                 f"WHERE events.integration = ? {waiting}AND events.{within} AND events.customer_id = c.customer_id",
                 [name, *bounds],
             )
-    return profiles
 
 
-def _refresh_subscriptions(
-    db: duckdb.DuckDBPyConnection, integration: str, customers: pl.DataFrame, state: pl.DataFrame,
-    profile_ids: pl.Series,
-) -> None:
-    """Rebuilds the subscriptions of the profiles `customers` held before or hold
-    now, from `state` (theirs) and the state of the other customers of those
-    profiles: customers who share an identifier share a profile."""
-    db.register("affected_profiles", profile_ids.drop_nulls().unique().to_frame("profile_id").to_arrow())
-    within, bounds = _among("profile_id", profile_ids)
+def _refresh_subscriptions(db: duckdb.DuckDBPyConnection, integration: str) -> None:
+    """Rebuilds the subscriptions of the profiles the `changed_customers` held
+    before or hold now, from `profile_state` (theirs) and the state of the other
+    customers of those profiles: customers who share an identifier share a profile."""
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE affected_profiles AS "
+        "SELECT profile_id FROM profile_ids_before SEMI JOIN changed_customers USING (customer_id) "
+        "WHERE profile_id IS NOT NULL UNION SELECT profile_id FROM refreshed_profiles",
+    )
+    within, bounds = _among(db, "profile_id", "affected_profiles")
     in_affected = f"{within} AND profile_id IN (SELECT profile_id FROM affected_profiles)"
     _run(db, f"DELETE FROM subscriptions WHERE integration = ? AND {in_affected}", [integration, *bounds])
-    holders = _rows(
-        db, f"SELECT integration, customer_id, profile_id FROM profiles WHERE integration = ? AND {in_affected}",
-        [integration, *bounds],
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE subscription_holders AS SELECT integration, customer_id, profile_id "
+        f"FROM profiles WHERE integration = ? AND {in_affected}", [integration, *bounds],
     )
-    others = holders.join(customers, on="customer_id", how="anti")
-    if others.height:
-        db.register("other_holders", others.select("customer_id").to_arrow())
-        within, bounds = _among("customer_id", others["customer_id"])
-        state = pl.concat([
-            state,
-            _rows(
-                db, f"SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {within} "
-                "AND customer_id IN (SELECT customer_id FROM other_holders) AND list_contains(?, attribute)",
-                [integration, *bounds, list(SUBSCRIPTION_CHANNELS)],
-            ),
-        ])
-    db.register("refreshed_subscriptions", subscription_rows(state.lazy(), holders.lazy()).collect().to_arrow())
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE other_holders AS "
+        "SELECT customer_id FROM subscription_holders ANTI JOIN changed_customers USING (customer_id)",
+    )
+    within, bounds = _among(db, "customer_id", "other_holders")
+    _run(
+        db, "CREATE OR REPLACE TEMP TABLE subscription_state AS "
+        f"SELECT {_STATE_COLUMNS} FROM profile_state WHERE list_contains(?, attribute) "
+        f"UNION ALL SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {within} "
+        "AND customer_id IN (SELECT customer_id FROM other_holders) AND list_contains(?, attribute)",
+        [list(SUBSCRIPTION_CHANNELS), integration, *bounds, list(SUBSCRIPTION_CHANNELS)],
+    )
+    chunk_steps.refreshed_subscriptions(db)
     _run(db, "INSERT INTO subscriptions BY NAME SELECT * FROM refreshed_subscriptions")
 
 
