@@ -81,6 +81,29 @@ def test_a_batch_whose_every_message_the_warehouse_refuses_is_quarantined_whole(
         ]
 
 
+def test_a_customer_id_with_a_nul_loads_and_erases_like_any_other(tmp_path):
+    # The lookups' customer range goes to DuckLake as constants, which it writes
+    # into its catalog query as text: a NUL there once failed the whole load.
+    from gig_etl.simulate import envelope, message
+
+    integration = register(tmp_path, "it", "acme", "b:1")
+    store = RawStore(raw_root(tmp_path))
+
+    def change(customer: str, day: int) -> object:
+        sent = envelope("acme", customer, "profile", f"2026-11-{day:02}T10:00:00Z", {"vip_level": day}, f"m-{customer}-{day}")
+        return message(TopicKind.PROFILES, customer, sent)
+
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
+        store_batch(store, "it", "acme", TopicKind.PROFILES, [change("c\x00", 1), change("c1", 1)])
+        load_integration(db, store, integration)
+        store_batch(store, "it", "acme", TopicKind.PROFILES, [change("c\x00", 2), change("c1", 2)])
+        load_integration(db, store, integration)
+        assert db.execute("SELECT customer_id, gig_vip_level FROM profiles ORDER BY 1").fetchall() == [("c\x00", 2), ("c1", 2)]
+        store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, "c\x00", None)])
+        assert load_integration(db, store, integration).total.erasures == 1
+        assert db.execute("SELECT customer_id FROM profiles").fetchall() == [("c1",)]
+
+
 def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_load_order(tmp_path):
     from gig_etl.simulate import SimulatedMessage, envelope, message
 
