@@ -104,6 +104,25 @@ def test_a_customer_id_with_a_nul_loads_and_erases_like_any_other(tmp_path):
         assert db.execute("SELECT customer_id FROM profiles").fetchall() == [("c1",)]
 
 
+def test_events_of_a_customer_id_with_a_nul_follow_its_profile_id(tmp_path):
+    from gig_etl.simulate import envelope, message
+
+    integration = register(tmp_path, "it", "acme", "b:1", identifier="email")
+    store = RawStore(raw_root(tmp_path))
+
+    def load(kind: TopicKind, day: int, data: dict) -> list[tuple]:
+        kind_type = "profile" if kind is TopicKind.PROFILES else "game_activity"
+        sent = envelope("acme", "c\x00", kind_type, f"2026-11-{day:02}T10:00:00Z", data, f"m-{day}")
+        store_batch(store, "it", "acme", kind, [message(kind, "c\x00", sent)])
+        load_integration(db, store, integration)
+        return db.execute("SELECT profile_id FROM events").fetchall()
+
+    with connect_warehouse(embedded_lake(tmp_path)) as db:
+        assert load(TopicKind.EVENTS, 1, {"game": "slots"}) == [(None,)]
+        assert load(TopicKind.PROFILES, 2, {"email": "one@x.com"}) == [("one@x.com",)]
+        assert load(TopicKind.PROFILES, 3, {"email": "two@x.com"}) == [("two@x.com",)]
+
+
 def test_an_event_re_sent_on_another_partition_keeps_one_position_whatever_the_load_order(tmp_path):
     from gig_etl.simulate import SimulatedMessage, envelope, message
 

@@ -691,20 +691,25 @@ def _recount_event_catalog(db: duckdb.DuckDBPyConnection, integration: str, even
 _STATE_COLUMNS = 'customer_id, attribute, value, occurred_at, kafka_ts, "partition", "offset"'
 
 
-def _among(db: duckdb.DuckDBPyConnection, column: str, relation: str) -> tuple[str, list]:
+# What `_among` gives for an empty relation.
+_NOTHING = "false"
+
+
+def _among(db: duckdb.DuckDBPyConnection, column: str, relation: str, table: str | None = None) -> tuple[str, list]:
     """SQL (and its parameters) for the range of `column`'s values in `relation`:
     the lake skips the files whose statistics put the column outside it, which a
     join with the relation alone does not, so a lookup reads the files of about
-    the same customers, not everything held. Nothing matches an empty relation."""
+    the same customers, not everything held. Nothing matches an empty relation.
+    `table` qualifies the column in the SQL given."""
     quoted = quote_identifier(column)
     [(low, high)] = db.execute(f"SELECT min({quoted}), max({quoted}) FROM {quote_identifier(relation)}").fetchall()
     if low is None:
-        return "false", []
+        return _NOTHING, []
     # DuckLake writes the constants into its own catalog query as text, which a NUL
     # cuts short (a parser error): such a range is left to the join alone.
     if "\x00" in low or "\x00" in high:
         return "true", []
-    return f"{quoted} BETWEEN ? AND ?", [low, high]
+    return f"{quote_identifier(table) + '.' if table else ''}{quoted} BETWEEN ? AND ?", [low, high]
 
 
 def _read_touched_state(db: duckdb.DuckDBPyConnection, integration: str) -> None:
@@ -765,12 +770,12 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration) -
             db, "CREATE OR REPLACE TEMP TABLE profile_id_updates AS "
             f"SELECT customer_id, profile_id FROM changed_profile_ids WHERE before IS {'NOT ' if had_profile else ''}NULL",
         )
-        within, bounds = _among(db, "customer_id", "profile_id_updates")
-        if bounds:
+        within, bounds = _among(db, "customer_id", "profile_id_updates", table="events")
+        if within != _NOTHING:
             _run(
                 db,
                 "UPDATE events SET profile_id = c.profile_id FROM profile_id_updates AS c "
-                f"WHERE events.integration = ? {waiting}AND events.{within} AND events.customer_id = c.customer_id",
+                f"WHERE events.integration = ? {waiting}AND {within} AND events.customer_id = c.customer_id",
                 [name, *bounds],
             )
 
