@@ -2,10 +2,14 @@ import json
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from gig_etl.contract import TopicKind
 from gig_etl.lib.parse import QuarantineReason, parse_raw_batch
 from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA
+from gig_etl_tests.hostile import TENANT, hostile_message, hostile_settings, raw_table
 
 
 def raw_batch(*values: bytes | None, keys: list[bytes] | None = None) -> pa.Table:
@@ -145,3 +149,69 @@ def test_a_message_not_keyed_by_its_customer_id_is_quarantined(key):
     parsed = parse_raw_batch(raw_batch(env(customer_id="100234"), keys=[key]), TopicKind.PROFILES, "acme")
     assert parsed.messages.height == 0
     assert parsed.quarantined["reason"].to_list() == ["customer_id differs from the message key"]
+
+
+# Envelopes spelled in ways json.dumps does not write: each on the edge of what
+# the quick way takes as a usual message.
+_REST = b'"message_id": "m1", "tenant_id": "acme", "customer_id": "c1", "type": "profile", "occurred_at": "2026-11-23T10:15:02Z"'
+_SPELLINGS = [
+    b'{"schema_version": 1.0, ' + _REST + b', "data": {}}',
+    b'{"schema_version": 1e0, ' + _REST + b', "data": {}}',
+    b'{"schema_version": 1, ' + _REST + b', "data": null}',
+    b'{"schema_version": 1, ' + _REST + b', "data": {"a": 1, "a": 2}}',
+    b'{"schema_version": 1, ' + _REST + b', "data": {}, "data": []}',
+    b'{"schema_version": 1, "message_id": 7, ' + _REST + b', "data": {}}',  # the first of two counts
+    b'{"schema_version":1,"message_id":"m\\u0031","tenant_id":"acme","customer_id":"c1","type":"profile",'
+    b'"occurred_at":"2026-11-23T10:15:02Z","data":{"a":"\\"q\\""}}',
+    b'  {"schema_version" : 1 , "message_id" : "\xc3\xa9" , "tenant_id" : "acme" , "customer_id" : "c1" , '
+    b'"type" : "profile" , "occurred_at" : "2026-11-23T10:15:02Z" , "data" : { "n" : -0 , "d" : 1.50 } } ',
+    b'{"schema_version": 01, "message_id": "m1"}',
+]
+
+
+_edge_texts = st.one_of(
+    st.sampled_from(['a"b', "a\\", "\x00", "\n", " ", "", "é", "😀", "profile", "acme", "c1"]), st.text(max_size=6),
+)
+_edge_values = st.one_of(_edge_texts, st.none(), st.integers(), st.floats(allow_nan=False), st.just({}), st.just([]))
+
+
+@st.composite
+def _nearly_usual(draw) -> tuple[bytes, bytes]:
+    """A message valid but for at most one field of its envelope or `data`, which
+    is an edge of the quick way: an escape, a control character, another type."""
+    customer_id = draw(st.sampled_from(["c1", "c1", "c1", 'c"1', "c\\1", "é"]))
+    envelope = {
+        "schema_version": 1, "message_id": draw(_edge_texts), "tenant_id": TENANT, "customer_id": customer_id,
+        "type": "profile", "occurred_at": "2026-11-23T10:15:02Z",
+        "data": draw(st.dictionaries(_edge_texts, _edge_values, max_size=3)),
+    }
+    field = draw(st.sampled_from([None, *envelope]))
+    if field is not None:
+        envelope[field] = draw(_edge_values)
+    return customer_id.encode(), json.dumps(envelope, ensure_ascii=draw(st.booleans())).encode()
+
+
+def _assert_read_alike(messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    raw = raw_table(TopicKind.PROFILES, messages)
+    quick = parse_raw_batch(raw, TopicKind.PROFILES, TENANT)
+    exact = parse_raw_batch(raw, TopicKind.PROFILES, TENANT, quick_path=False)
+    for name in ("messages", "fields", "tombstones", "quarantined"):
+        assert_frame_equal(getattr(quick, name), getattr(exact, name), check_row_order=name != "fields")
+
+
+def test_each_envelope_field_with_an_escape_or_another_type_reads_alike_either_way():
+    messages = [(b"c1", spelling) for spelling in _SPELLINGS]
+    for field in ("schema_version", "message_id", "tenant_id", "customer_id", "type", "occurred_at", "data"):
+        for value in ['a"b', "a\\", "\x00", "\t", "é", "", None, 1, 1.5, {}, [], True]:
+            envelope = json.loads(env(tenant_id=TENANT, customer_id="c1")) | {field: value}
+            key = value.encode() if field == "customer_id" and isinstance(value, str) else b"c1"
+            messages += [(key, json.dumps(envelope, ensure_ascii=ascii).encode()) for ascii in (True, False)]
+    _assert_read_alike(messages)
+
+
+@hostile_settings
+@given(messages=st.lists(st.one_of(
+    hostile_message(TopicKind.PROFILES), _nearly_usual(), st.tuples(st.just(b"c1"), st.sampled_from(_SPELLINGS)),
+), max_size=20))
+def test_the_quick_way_of_reading_a_usual_message_agrees_with_the_exact_way(messages):
+    _assert_read_alike(messages)

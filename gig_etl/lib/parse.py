@@ -318,14 +318,17 @@ def scratch_database() -> duckdb.DuckDBPyConnection:
 
 
 def parse_raw_batch(
-    raw: pa.Table, kind: TopicKind, tenant_id: str, scratch: duckdb.DuckDBPyConnection | None = None
+    raw: pa.Table, kind: TopicKind, tenant_id: str, scratch: duckdb.DuckDBPyConnection | None = None,
+    quick_path: bool = True,
 ) -> ParsedBatch:
     """The batch's valid messages, their fields and its tombstones, and each
     other message with the first thing wrong with it. `scratch`: a
-    `scratch_database()` to use, not used by another thread meanwhile."""
+    `scratch_database()` to use, not used by another thread meanwhile.
+    `quick_path=False` reads every envelope the exact way, which the usual
+    message's quick way (shred_messages.sql) must agree with."""
     if scratch is None:
         with scratch_database() as db:
-            return parse_raw_batch(raw, kind, tenant_id, db)
+            return parse_raw_batch(raw, kind, tenant_id, db, quick_path)
     db = scratch
     db.register("raw_batch", raw)
     try:
@@ -334,7 +337,7 @@ def parse_raw_batch(
             'CREATE OR REPLACE TEMP TABLE shredded AS SELECT topic, "partition", "offset", kafka_ts, key_text, is_null, '
             f'message_id, customer_id, "type", occurred_at, data, data_type, {envelope_problem(kind)} AS problem '
             f"FROM ({sql_text('shred_messages.sql')})",
-            {"tenant_id": tenant_id},
+            {"tenant_id": tenant_id, "schema_version": str(SCHEMA_VERSION), "quick_path": quick_path},
         ).fetchall()
         db.execute(f"CREATE OR REPLACE TEMP TABLE shredded_fields AS {sql_text('shred_fields.sql')}").fetchall()
         db.execute(_PROBLEMS).fetchall()

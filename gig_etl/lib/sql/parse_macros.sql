@@ -21,3 +21,5 @@ CREATE OR REPLACE TEMP MACRO instant_held(instant) AS
 CREATE OR REPLACE TEMP MACRO blank(text) AS regexp_matches(text, '^[\t-\r\x{85}\p{Z}]*$');
 -- A quarantine reason: its code (a QuarantineReason) and its detail.
 CREATE OR REPLACE TEMP MACRO problem(reason_code, reason) AS struct_pack(reason_code := reason_code, reason := reason);
+-- JSON text that is a string with no escape in it: its text is what is between the quotes.
+CREATE OR REPLACE TEMP MACRO quoted_plain(json) AS starts_with(json, '"') AND NOT contains(json, '\');
