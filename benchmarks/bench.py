@@ -149,6 +149,45 @@ def parse_floor(home: str) -> dict:
     }
 
 
+def _spoiled(value: bytes | None, position: int) -> bytes | None:
+    """Every 100th value made bad, in turn in three ways GIG_STREAM.md says arrive:
+    JSON cut short, bytes that are no UTF-8, an envelope field of the wrong type."""
+    if value is None or position % 100:
+        return value
+    kind = position // 100 % 3
+    if kind == 0:
+        return value[: len(value) // 2]
+    if kind == 1:
+        return b"\xff" + value
+    return value.replace(b'"customer_id":"', b'"customer_id":1,"was":"', 1)
+
+
+def parse(home: str) -> dict:
+    """The load's own parse of the same raw files, on one thread as in the load:
+    as they are, and with 1 % of the values bad."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gig_etl.contract import TopicKind
+    from gig_etl.lib.parse import parse_raw_batch, scratch_database
+
+    batches = []
+    for path in sorted((Path(home) / "raw").rglob("*.parquet")):
+        kind = TopicKind.PROFILES if "/profiles/" in str(path) else TopicKind.EVENTS
+        raw = pq.read_table(path)
+        values = [_spoiled(v, i) for i, v in enumerate(raw.column("value").to_pylist())]
+        spoiled = raw.set_column(raw.schema.get_field_index("value"), "value", pa.array(values, pa.binary()))
+        batches.append((kind, raw, spoiled))
+    figures = {"messages": sum(raw.num_rows for _, raw, _ in batches)}
+    with scratch_database() as scratch:
+        for name, position in (("clean", 1), ("bad", 2)):
+            started, quarantined = time.perf_counter(), 0
+            for batch in batches:
+                quarantined += parse_raw_batch(batch[position], batch[0], TENANT, scratch).quarantined.height
+            figures[f"{name}_seconds"], figures[f"{name}_quarantined"] = time.perf_counter() - started, quarantined
+    return figures
+
+
 def hurried(bootstrap: str, total: int, home: str) -> dict:
     """What a data engineer in a hurry writes instead: confluent-kafka with its
     default settings, polars to decode 50k messages at a time, DuckDB to append
@@ -331,6 +370,7 @@ def main() -> None:
         figures["drain"], figures["drain_rounds"] = _median(drains), drains
         figures["drain_peak_rss_mib"] = max(drain_rss)
         figures["parse_floor"], _ = _in_subprocess(parse_floor, drain_home)
+        figures["parse"], _ = _in_subprocess(parse, drain_home)
         figures["load"], figures["load_peak_rss_mib"] = _in_subprocess(load, drain_home)
         figures["hurried"], figures["hurried_peak_rss_mib"] = _in_subprocess(
             hurried, bootstrap, total, str(Path(work) / "hurried")
@@ -381,6 +421,9 @@ def report(f: dict) -> None:
         ("drain (Kafka -> Parquet)", f"{drain_rate:,.0f} msg/s",
          f"{drain_rate / ceiling_rate:.2f} x ceiling; median of {_spread(f['drain_rounds'])}"),
         ("parse floor (DuckDB, same files)", f"{floor['seconds']:.2f} s", f"{floor['per_second']:,.0f} msg/s"),
+        ("the load's parse, clean / 1 % bad", f"{f['parse']['clean_seconds']:.2f} / {f['parse']['bad_seconds']:.2f} s",
+         f"one thread, as in the load; bad: every 100th value cut short, not UTF-8 or customer_id a number "
+         f"({f['parse']['bad_quarantined']:,} quarantined)"),
         ("load (Parquet -> lake)", f"{load['per_second']:,.0f} msg/s",
          f"{load['seconds']:.1f} s = {load['seconds'] / floor['seconds']:.1f} x the floor (targets >= 250,000 msg/s, <= 4 x); "
          f"{load['events_per_second']:,.0f} events/s"),
