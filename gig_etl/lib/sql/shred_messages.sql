@@ -5,10 +5,12 @@
 -- No TRY() around a parse: once one row of a vector fails, TRY re-runs the whole
 -- vector row by row, many times slower. json_valid guards the parses instead.
 WITH decoded AS (
+    -- The one TRY left: DuckDB has no test for UTF-8 that does not fail itself.
     SELECT *, TRY(decode(value)) AS text FROM raw_batch
 ), parsed AS (
     -- One parse of each document for the envelope: each field as JSON text (a
-    -- string still quoted), null when missing, null or the document no object.
+    -- string still quoted), NULL when it is missing or null; all of them NULL
+    -- when the document is no object.
     SELECT *, json_valid(text) AS is_json,
         CASE WHEN is_json THEN json_transform(text, '{"schema_version": "JSON", "message_id": "JSON",
             "tenant_id": "JSON", "customer_id": "JSON", "type": "JSON", "occurred_at": "JSON", "data": "JSON"}') END AS e
