@@ -752,7 +752,7 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration) -
         db, integration.identifier, {c: (holds[c], t) for c, t in columns.items() if c in holds}, extra
     )
     _run(db, "INSERT INTO profiles BY NAME SELECT * FROM refreshed_profiles")
-    _refresh_subscriptions(db, name)
+    _refresh_subscriptions(db, integration)
 
     # Events keep the profile_id their customer has now: set where it changed
     # (an identifier that arrived, changed or was cleared).
@@ -780,10 +780,11 @@ def _refresh_profiles(db: duckdb.DuckDBPyConnection, integration: Integration) -
             )
 
 
-def _refresh_subscriptions(db: duckdb.DuckDBPyConnection, integration: str) -> None:
+def _refresh_subscriptions(db: duckdb.DuckDBPyConnection, integration: Integration) -> None:
     """Rebuilds the subscriptions of the profiles the `changed_customers` held
     before or hold now, from `profile_state` (theirs) and the state of the other
     customers of those profiles: customers who share an identifier share a profile."""
+    name = integration.name
     _run(
         db, "CREATE OR REPLACE TEMP TABLE affected_profiles AS "
         "SELECT profile_id FROM profile_ids_before SEMI JOIN changed_customers USING (customer_id) "
@@ -791,23 +792,34 @@ def _refresh_subscriptions(db: duckdb.DuckDBPyConnection, integration: str) -> N
     )
     within, bounds = _among(db, "profile_id", "affected_profiles")
     in_affected = f"{within} AND profile_id IN (SELECT profile_id FROM affected_profiles)"
-    _run(db, f"DELETE FROM subscriptions WHERE integration = ? AND {in_affected}", [integration, *bounds])
-    _run(
-        db, "CREATE OR REPLACE TEMP TABLE subscription_holders AS SELECT integration, customer_id, profile_id "
-        f"FROM profiles WHERE integration = ? AND {in_affected}", [integration, *bounds],
-    )
+    _run(db, f"DELETE FROM subscriptions WHERE integration = ? AND {in_affected}", [name, *bounds])
+    if integration.identifier == "customer_id":
+        # Each profile is one customer's: its holders are the changed customers
+        # with a profile row now, no other customer's, and the profiles table need
+        # not be read for them.
+        _run(
+            db, "CREATE OR REPLACE TEMP TABLE subscription_holders AS "
+            "SELECT integration, customer_id, profile_id FROM refreshed_profiles",
+        )
+    else:
+        _run(
+            db, "CREATE OR REPLACE TEMP TABLE subscription_holders AS SELECT integration, customer_id, profile_id "
+            f"FROM profiles WHERE integration = ? AND {in_affected}", [name, *bounds],
+        )
     _run(
         db, "CREATE OR REPLACE TEMP TABLE other_holders AS "
         "SELECT customer_id FROM subscription_holders ANTI JOIN changed_customers USING (customer_id)",
     )
+    channels = list(SUBSCRIPTION_CHANNELS)
+    state, params = f"SELECT {_STATE_COLUMNS} FROM profile_state WHERE list_contains(?, attribute)", [channels]
     within, bounds = _among(db, "customer_id", "other_holders")
-    _run(
-        db, "CREATE OR REPLACE TEMP TABLE subscription_state AS "
-        f"SELECT {_STATE_COLUMNS} FROM profile_state WHERE list_contains(?, attribute) "
-        f"UNION ALL SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {within} "
-        "AND customer_id IN (SELECT customer_id FROM other_holders) AND list_contains(?, attribute)",
-        [list(SUBSCRIPTION_CHANNELS), integration, *bounds, list(SUBSCRIPTION_CHANNELS)],
-    )
+    if within != _NOTHING:  # the other holders' state, read only if there are any
+        state += (
+            f" UNION ALL SELECT {_STATE_COLUMNS} FROM attribute_state WHERE integration = ? AND {within} "
+            "AND customer_id IN (SELECT customer_id FROM other_holders) AND list_contains(?, attribute)"
+        )
+        params += [name, *bounds, channels]
+    _run(db, f"CREATE OR REPLACE TEMP TABLE subscription_state AS {state}", params)
     chunk_steps.refreshed_subscriptions(db)
     _run(db, "INSERT INTO subscriptions BY NAME SELECT * FROM refreshed_subscriptions")
 
