@@ -147,10 +147,16 @@ def seed_attribute_catalog(db: duckdb.DuckDBPyConnection, integration: Integrati
         created_at=pl.lit(datetime.fromisoformat(integration.approved_at or integration.created_at))
     )
     db.register("catalog_seed", seed.to_arrow())
-    [(added,)] = db.execute(
-        "INSERT INTO attribute_catalog BY NAME SELECT * FROM catalog_seed AS s WHERE NOT EXISTS ("
-        "SELECT 1 FROM attribute_catalog AS c WHERE c.integration = s.integration AND c.attribute = s.attribute)"
-    ).fetchall()
+    missing = (
+        "SELECT * FROM catalog_seed AS s WHERE NOT EXISTS (SELECT 1 FROM attribute_catalog AS c "
+        "WHERE c.integration = s.integration AND c.attribute = s.attribute)"
+    )
+    # Looked for first: an insert of nothing still costs the lake a write, and
+    # every load after the first has nothing to add.
+    [(absent,)] = db.execute(f"SELECT count(*) FROM ({missing})").fetchall()
+    if not absent:
+        return 0
+    [(added,)] = db.execute(f"INSERT INTO attribute_catalog BY NAME {missing}").fetchall()
     return added
 
 
