@@ -413,6 +413,9 @@ def drain_topics(
                 raise DrainError(
                     f"no progress reading {stuck} for {limits.stall_timeout_s:.0f}s; last broker error: {last_error}"
                 )
+        # Fetching stops before the end offsets are asked for: a query waits behind
+        # the fetch in flight, which waits at a partition's end for more to come.
+        consumer.unassign()
         for drain in drains.values():
             drain.flush(writer)
         writer.wait()
