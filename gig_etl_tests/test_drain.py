@@ -51,6 +51,13 @@ def test_plan_tolerates_a_high_watermark_short_of_the_recorded_offset():
     assert plans == [PartitionPlan(0, 15, 15, 0)]
 
 
+@pytest.mark.parametrize("bound", ["batch_max_messages", "batch_max_bytes", "consume_max_messages"])
+def test_a_bound_below_one_is_refused_not_a_drain_that_never_ends(bound):
+    # A batch with no room would take nothing from a poll, again and again.
+    with pytest.raises(ValueError, match=f"{bound} must be at least 1, not 0"):
+        DrainLimits(**{bound: 0})
+
+
 @pytest.mark.parametrize(
     "partitions, offsets, reached",
     [

@@ -31,11 +31,10 @@ class DrainError(RuntimeError):
 
 @dataclass(frozen=True)
 class DrainLimits:
-    # A batch is written when either bound is reached (it holds no more messages
-    # than the first): memory stays flat however long the backlog, and a run
-    # writes a few large files, not one per poll.
-    # They also bound the load, which holds two batches (one parsed ahead) at
-    # about 13 times their values' size each (measured: 450 MiB at 100k messages).
+    # A batch is written when either bound is reached, and never holds more
+    # messages than the first: memory stays flat however long the backlog, and a
+    # run writes a few large files, not one per poll. They also bound the load,
+    # whose chunks (load.CHUNK_MESSAGES) are whole batches.
     batch_max_messages: int = 50_000
     batch_max_bytes: int = 32 * 1024 * 1024
     # consume() waits to fill its count: kept small (2,000 and 5,000 drained 12 % and 25 % slower),
@@ -49,6 +48,11 @@ class DrainLimits:
     tail_idle_s: float = 0.2
     tail_max_s: float = 10.0
     metadata_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_max_messages", "batch_max_bytes", "consume_max_messages"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"the drain's {name} must be at least 1, not {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
