@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from gig_etl.contract import TopicKind
+from gig_etl.contract import ENVELOPE_FIELDS, TopicKind
 from gig_etl.lib.parse import QuarantineReason, parse_raw_batch
 from gig_etl.lib.raw_store import RAW_MESSAGE_SCHEMA
 from gig_etl_tests.hostile import TENANT, hostile_message, hostile_settings, raw_table
@@ -202,7 +202,7 @@ def _assert_read_alike(messages: list[tuple[bytes | None, bytes | None]]) -> Non
 
 def test_each_envelope_field_with_an_escape_or_another_type_reads_alike_either_way():
     messages = [(b"c1", spelling) for spelling in _SPELLINGS]
-    for field in ("schema_version", "message_id", "tenant_id", "customer_id", "type", "occurred_at", "data"):
+    for field in ENVELOPE_FIELDS:
         for value in ['a"b', "a\\", "\x00", "\t", "é", "", None, 1, 1.5, {}, [], True]:
             envelope = json.loads(env(tenant_id=TENANT, customer_id="c1")) | {field: value}
             key = value.encode() if field == "customer_id" and isinstance(value, str) else b"c1"
