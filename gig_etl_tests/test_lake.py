@@ -47,6 +47,12 @@ def _events(home: Path) -> int:
         return db.execute("SELECT count(*) FROM events").fetchall()[0][0]
 
 
+def _profiles(home: Path) -> int:
+    """Read from the files (a plain count may come from the catalog's statistics)."""
+    with open_lake(embedded_lake(home), read_only=True) as db:
+        return db.execute("SELECT count(DISTINCT customer_id) FROM profiles").fetchall()[0][0]
+
+
 def test_a_reader_open_across_a_run_neither_waits_nor_is_waited_for(kafka_broker, tenant, isolated_home):
     connection = KafkaConnection(kafka_broker.bootstrap_servers)
     produce_traffic(connection, tenant, generate_traffic(tenant, 60, seed=11))
@@ -86,6 +92,22 @@ def _load(home: Path, integration, store: RawStore) -> None:
 def _snapshot(home: Path) -> int:
     with open_lake(embedded_lake(home), read_only=True) as db:
         return db.execute("SELECT max(snapshot_id) FROM ducklake_snapshots('lake')").fetchall()[0][0]
+
+
+def _loaded_customer(home: Path, them: str, first_name: str):
+    """An integration whose lake holds one customer, loaded from their one profile message."""
+    integration = register(home, "it", "acme", "b:1")
+    store = RawStore(raw_root(home))
+    profile = envelope("acme", them, PROFILE_MESSAGE_TYPE, "2026-11-20T10:00:00Z", {"first_name": first_name})
+    store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, them, profile)])
+    _load(home, integration, store)
+    return integration, store
+
+
+def _assert_no_file_holds(home: Path, them: str, first_name: str) -> None:
+    for path in (home / "lake").rglob("*.parquet"):
+        for cell in _cells(path):
+            assert cell != them and first_name not in str(cell), (path, cell)
 
 
 def _cells(path: Path) -> list:
@@ -133,6 +155,52 @@ def test_an_erasure_leaves_no_file_in_the_lake_holding_the_customer_and_expires_
         assert before_them in live  # from before they arrived: still there to read
         assert db.execute("SELECT count(*) FROM profiles AT (VERSION => ?)", [before_them]).fetchall()[0][0] > 0
         assert db.execute("SELECT count(*) FROM profiles WHERE customer_id = ?", [them]).fetchall() == [(0,)]
+
+
+def test_an_erasure_expires_the_oldest_snapshot_left_when_the_customer_came_before_it(tmp_path):
+    them = "4444"
+    integration, store = _loaded_customer(tmp_path, them, "Ottoline")
+    traffic = list(generate_traffic("acme", 20, seed=13))
+    store_batch(store, "it", "acme", TopicKind.PROFILES, traffic, first_offset=10)
+    _load(tmp_path, integration, store)
+    # Maintenance keeps only its newest snapshot: the snapshots that inserted their
+    # rows are gone, and the files merged.
+    lake = embedded_lake(tmp_path)
+    dg.materialize(
+        [lake_maintenance],
+        resources={"warehouse": WarehouseResource(catalog=lake.catalog, data_path=lake.data_path, snapshot_retention_days=0)},
+    )
+    oldest_left = _snapshot(tmp_path)
+    store_batch(store, "it", "acme", TopicKind.EVENTS, traffic, first_offset=10)
+    _load(tmp_path, integration, store)
+    after_it = _snapshot(tmp_path)
+
+    store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, them, None)], first_offset=500)
+    _load(tmp_path, integration, store)
+
+    with open_lake(lake, read_only=True) as db:
+        live = {s for (s,) in db.execute("SELECT snapshot_id FROM ducklake_snapshots('lake')").fetchall()}
+        assert oldest_left not in live and after_it not in live
+        assert db.execute("SELECT count(*) FROM profiles").fetchall()[0][0] > 0
+    _assert_no_file_holds(tmp_path, them, "Ottoline")
+
+
+def test_a_home_moved_elsewhere_is_read_and_loaded_where_it_is_now(tmp_path):
+    first = tmp_path / "first"
+    integration = register(first, "it", "acme", "b:1")
+    traffic = list(generate_traffic("acme", 30, seed=14))
+    store_batch(RawStore(raw_root(first)), "it", "acme", TopicKind.PROFILES, traffic[:40])
+    _load(first, integration, RawStore(raw_root(first)))
+    held = _profiles(first)
+    moved = tmp_path / "moved"
+    first.rename(moved)  # nothing is left where the lake was made
+
+    assert _profiles(moved) == held
+    store = RawStore(raw_root(moved))
+    store_batch(store, "it", "acme", TopicKind.PROFILES, traffic, first_offset=500)
+    _load(moved, integration, store)
+    assert _profiles(moved) > held
+    assert not first.exists()
 
 
 def test_gig_etl_sql_prints_a_query_now_or_as_of_an_earlier_snapshot_and_refuses_writes(tmp_path):
@@ -229,12 +297,8 @@ def test_an_erasure_whose_run_dies_before_the_history_is_forgotten_is_forgotten_
 ):
     import gig_etl.lib.load as load_module
 
-    integration = register(tmp_path, "it", "acme", "b:1")
-    store = RawStore(raw_root(tmp_path))
     them = "4343"
-    profile = envelope("acme", them, PROFILE_MESSAGE_TYPE, "2026-11-20T10:00:00Z", {"first_name": "Quilla"})
-    store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, them, profile)])
-    _load(tmp_path, integration, store)
+    integration, store = _loaded_customer(tmp_path, them, "Quilla")
     store_batch(store, "it", "acme", TopicKind.PROFILES, [message(TopicKind.PROFILES, them, None)], first_offset=10)
 
     def killed(*_):
@@ -248,6 +312,4 @@ def test_an_erasure_whose_run_dies_before_the_history_is_forgotten_is_forgotten_
     monkeypatch.undo()
     _load(tmp_path, integration, store)  # the next run, nothing new to load
 
-    for path in (tmp_path / "lake").rglob("*.parquet"):
-        for cell in _cells(path):
-            assert cell != them and "Quilla" not in str(cell), (path, cell)
+    _assert_no_file_holds(tmp_path, them, "Quilla")

@@ -33,6 +33,7 @@ from gig_etl.lib.warehouse import (
     attach_lake,
     embedded_lake,
     legacy_warehouse_file,
+    open_lake,
     prepare_for_writing,
 )
 
@@ -171,6 +172,13 @@ class WarehouseResource(DuckDBResource):
                 yield connection
             finally:
                 connection.close()
+
+    @contextmanager
+    def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection that only reads the lake: it neither waits for a writer nor
+        holds one up."""
+        with open_lake(self.lake(), read_only=True, memory_limit=self.memory_limit) as connection:
+            yield connection
 
 
 class HealthResource(dg.ConfigurableResource):

@@ -45,6 +45,27 @@ def _holds_any(db: duckdb.DuckDBPyConnection, snapshot: int) -> bool:
     return False
 
 
+def _first_inserted(db: duckdb.DuckDBPyConnection, since: int, newest: int) -> int | None:
+    """The first snapshot from `since` to `newest` that inserted a row about the
+    customers in `history_erased`: each table's files are read once, however many
+    snapshots there are. A row keeps its inserting snapshot through deletes and
+    merges; a rewrite inserts it again, its old file kept while a snapshot uses it.
+    Rows inserted before `since` are not counted."""
+    firsts = []
+    for table, about in _HOLDS_CUSTOMER.items():
+        schema, name = table.split(".")
+        try:
+            [(first,)] = db.execute(
+                f"SELECT min(snapshot_id) FROM ducklake_table_insertions('{LAKE}', ?, ?, ?, ?) WHERE {about}",
+                [schema, name, since, newest],
+            ).fetchall()
+        except duckdb.CatalogException:  # the table does not exist yet
+            continue
+        if first is not None:
+            firsts.append(first)
+    return min(firsts, default=None)
+
+
 @dataclass(frozen=True)
 class Forgotten:
     snapshots_expired: int
@@ -60,15 +81,13 @@ def forget_history_of(db: duckdb.DuckDBPyConnection, customers: list[str]) -> Fo
     the old files), and the files only those used are deleted."""
     db.register("history_erased", pl.DataFrame({"customer_id": customers}, schema={"customer_id": pl.String}).to_arrow())
     live = snapshot_ids(db)
-    # Once a customer is held, they are held in every snapshot until their erasure.
-    first_holding = None
-    low, high = 0, len(live) - 1
-    while low <= high:
-        middle = (low + high) // 2
-        if _holds_any(db, live[middle]):
-            first_holding, high = middle, middle - 1
-        else:
-            low = middle + 1
+    # Once a customer is held, they are held in every snapshot until their erasure:
+    # from the oldest snapshot left, or from the first live one after their first row.
+    if _holds_any(db, live[0]):
+        first_holding = 0
+    else:
+        first_row = _first_inserted(db, live[0], live[-1])
+        first_holding = None if first_row is None else next(i for i, s in enumerate(live) if s >= first_row)
     rewritten = sum(
         processed for (_, _, processed, _) in db.execute(
             f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0)"

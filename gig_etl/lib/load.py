@@ -54,6 +54,7 @@ from gig_etl.lib.warehouse import (
     profile_columns,
     sql_text,
     sync_profile_columns,
+    transaction,
 )
 
 # The Kafka position as analysts' tables name it (`partition` and `offset` are
@@ -94,21 +95,6 @@ def _rows(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None)
 
 def _run(db: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> None:
     db.execute(query, params or []).fetchall()
-
-
-@contextmanager
-def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """All or nothing: a failure inside rolls every write back."""
-    _run(db, "BEGIN TRANSACTION")
-    try:
-        yield
-        _run(db, "COMMIT")
-    except BaseException:
-        try:
-            _run(db, "ROLLBACK")
-        except duckdb.TransactionException:
-            pass  # a COMMIT that failed (disk full) has ended the transaction already
-        raise
 
 
 @contextmanager
@@ -288,7 +274,7 @@ def _apply_in_transaction(
     max_attribute_columns: int,
 ) -> LoadCounts:
     def apply() -> LoadCounts:
-        with _transaction(db):
+        with transaction(db):
             counts = _apply_chunk(db, integration, chunk, erasures, max_attribute_columns)
             _record_erasures(store, integration.name, chunk.parsed, erasures)
         return counts
@@ -983,7 +969,7 @@ def rebuild_integration(
             load = load_integration(rebuilt, store, integration, max_attribute_columns, on_batch)
         attach_lake(db, rebuilt_lake, read_only=True, alias="rebuilt", use=False)
         try:
-            with _transaction(db):
+            with transaction(db):
                 for table in INTEGRATION_TABLES:
                     _run(db, f"DELETE FROM {quote_identifier(table)} WHERE integration = ?", [integration.name])
                 # The catalog first: it says which columns `profiles` needs.
@@ -1001,6 +987,6 @@ def rebuild_integration(
 
 def clear_integration(db: duckdb.DuckDBPyConnection, integration: str) -> None:
     """Removes every row of the integration from the warehouse, in one transaction."""
-    with _transaction(db):
+    with transaction(db):
         for table in INTEGRATION_TABLES:
             _run(db, f"DELETE FROM {quote_identifier(table)} WHERE integration = ?", [integration])

@@ -207,7 +207,8 @@ def attach_lake(
     # Every insert is written as Parquet, never kept in the catalog's own tables
     # (DuckLake's inlining), so that an erasure has only files to rewrite.
     options = ["READ_ONLY"] if read_only else ["DATA_INLINING_ROW_LIMIT 0"]
-    if lake.data_path and not read_only:
+    # A reader takes the catalog's data path, unless the lake moves with its home.
+    if lake.data_path and (lake.follows_home or not read_only):
         options.append(f"DATA_PATH {string_literal(lake.data_path)}")
         if lake.follows_home:
             options.append("OVERRIDE_DATA_PATH TRUE")
@@ -313,6 +314,22 @@ def prepare_for_writing(connection: duckdb.DuckDBPyConnection, legacy_file: Path
         _apply_schema(connection)
     # gig-etl's SQL names its tables unqualified, analysts' and its own alike.
     connection.execute(f"SET search_path = '{LAKE}.{ANALYST_SCHEMA},{LAKE}.{INTERNAL_SCHEMA}'").fetchall()
+
+
+@contextmanager
+def transaction(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: a failure inside rolls every write back. Reads inside see
+    one snapshot, whatever other writers commit meanwhile."""
+    db.execute("BEGIN TRANSACTION").fetchall()
+    try:
+        yield
+        db.execute("COMMIT").fetchall()
+    except BaseException:
+        try:
+            db.execute("ROLLBACK").fetchall()
+        except duckdb.TransactionException:
+            pass  # a COMMIT that failed (disk full) has ended the transaction already
+        raise
 
 
 def refuse_legacy(legacy_file: Path | None) -> None:

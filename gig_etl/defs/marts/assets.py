@@ -9,6 +9,7 @@ from gig_etl.defs.integrations.partitions import integrations_partitions
 from gig_etl.defs.ownership import OWNERS
 from gig_etl.defs.resources import IntegrationRegistryResource, WarehouseResource
 from gig_etl.lib.identifiers import quote_identifier
+from gig_etl.lib.warehouse import transaction
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,12 @@ def marts_views(
     """Counts each integration's rows in the views (the lake keeps their SQL, made
     with its schema)."""
     integration = approved_integration(context, integration_registry)
-    with warehouse.get_connection() as db:
-        for name, view in VIEWS.items():
-            [(rows,)] = db.execute(
+    with warehouse.read_connection() as db, transaction(db):  # one snapshot for both
+        rows = {
+            name: db.execute(
                 f"SELECT count(*) FROM {quote_identifier(name)} WHERE integration = ?", [integration.name]
-            ).fetchall()
-            yield dg.MaterializeResult(asset_key=["marts", name], metadata={"dagster/row_count": rows})
+            ).fetchall()[0][0]
+            for name in VIEWS
+        }
+    for name, count in rows.items():
+        yield dg.MaterializeResult(asset_key=["marts", name], metadata={"dagster/row_count": count})

@@ -16,7 +16,6 @@ from gig_etl.defs.resources import (
     IntegrationRegistryResource,
     WarehouseResource,
 )
-from gig_etl.lib.catalog import attributes_crowded_out
 from gig_etl.lib.health import (
     Verdict,
     all_catalogued,
@@ -27,9 +26,9 @@ from gig_etl.lib.health import (
     quarantine_rate,
 )
 from gig_etl.lib.home import HomeUnwritable
-from gig_etl.lib.identifiers import quote_identifier
 from gig_etl.lib.load import LoadCounts, load_integration
 from gig_etl.lib.lock import IntegrationBusy, WarehouseBusy
+from gig_etl.lib.table_report import TableReport, read_table_report
 from gig_etl.lib.warehouse import ANALYST_TABLES, WarehouseNeedsRebuild, WarehouseUnavailable
 from gig_etl.progress import run_progress
 
@@ -94,19 +93,16 @@ def load_metadata(counts: LoadCounts) -> dict[str, dg.MetadataValue | int]:
     }
 
 
-def column_schemas(db: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, dg.TableSchema]:
+def column_schemas(report: TableReport) -> dict[str, dg.TableSchema]:
     """Each analyst table's columns, types and comments, for Dagster's catalog."""
-    rows = db.execute(
-        "SELECT table_name, column_name, data_type, comment, is_nullable FROM duckdb_columns() "
-        "WHERE database_name = 'lake' AND schema_name = 'main' AND list_contains(?, table_name) ORDER BY column_index",
-        [tables],
-    ).fetchall()
-    columns: dict[str, list[dg.TableColumn]] = {table: [] for table in tables}
-    for table, column, data_type, comment, nullable in rows:
-        columns[table].append(dg.TableColumn(
-            column, data_type, description=comment, constraints=dg.TableColumnConstraints(nullable=nullable),
-        ))
-    return {table: dg.TableSchema(columns=found) for table, found in columns.items()}
+    return {
+        table: dg.TableSchema(columns=[
+            dg.TableColumn(c.name, c.data_type, description=c.comment,
+                           constraints=dg.TableColumnConstraints(nullable=c.nullable))
+            for c in columns
+        ])
+        for table, columns in report.columns.items()
+    }
 
 
 @dg.multi_asset(
@@ -139,6 +135,7 @@ def warehouse_tables(
     """Loads the raw batches not loaded yet: each message once, newest values win,
     erasures applied, bad input quarantined."""
     integration = approved_integration(context, integration_registry)
+    skew = timedelta(minutes=health.max_clock_skew_minutes)
     try:
         with gig_etl_home.integration_lock(integration.name, f"load, run {context.run.run_id}"), warehouse.get_connection() as db:
             with run_progress(f"{integration.name}: loading", 0) as bar:
@@ -147,32 +144,7 @@ def warehouse_tables(
                     on_batch=lambda done, of: bar.update(done, f"{done:,} of {of:,} raw batches", of),
                     chunk_messages=warehouse.load_chunk_messages,
                 )
-            table_rows = {
-                table: db.execute(
-                    f"SELECT count(*) FROM {quote_identifier(table)} WHERE integration = ?", [integration.name]
-                ).fetchall()[0][0]
-                for table in WAREHOUSE_TABLES
-            }
-            crowded_out = attributes_crowded_out(db, integration.name)
-            schemas = column_schemas(db, list(WAREHOUSE_TABLES))
-            skew = timedelta(minutes=health.max_clock_skew_minutes)
-            [(newest, future, newest_future)] = db.execute(
-                "SELECT max(occurred_at) FILTER (occurred_at <= now() + ?), count(*) FILTER (occurred_at > now() + ?), "
-                "max(occurred_at) FILTER (occurred_at > now() + ?) FROM events WHERE integration = ?",
-                [skew, skew, skew, integration.name],
-            ).fetchall()
-            duplicated = db.execute(
-                "SELECT profile_id, count(*) FROM profiles WHERE integration = ? GROUP BY profile_id HAVING count(*) > 1 "
-                "ORDER BY 2 DESC, 1",
-                [integration.name],
-            ).fetchall()
-            uncatalogued = [
-                t for (t,) in db.execute(
-                    "SELECT DISTINCT event_type FROM events WHERE integration = ? AND event_type NOT IN "
-                    "(SELECT event_type FROM event_catalog WHERE integration = ?) ORDER BY 1",
-                    [integration.name, integration.name],
-                ).fetchall()
-            ]
+            report = read_table_report(db, integration.name, list(WAREHOUSE_TABLES), skew)
     except (HomeUnwritable, IntegrationBusy, WarehouseBusy, WarehouseNeedsRebuild, WarehouseUnavailable) as exc:
         raise dg.Failure(description=f"integration {integration.name!r}: {exc}") from exc
     except (duckdb.IOException, duckdb.TransactionException) as exc:  # disk full, unwritable: the batch rolled back
@@ -187,11 +159,13 @@ def warehouse_tables(
             f"{counts.duplicates:,} duplicates, {counts.quarantined:,} quarantined, {counts.erasures:,} erasures"
         )
     total = load.total
+    newest = report.newest_event
+    schemas = column_schemas(report)
     newest_age_hours = (datetime.now(UTC) - newest).total_seconds() / 3600 if newest else None
     run_wide = {
         "newest_occurred_at": dg.MetadataValue.timestamp(newest) if newest else "none",
         "newest_event_age_hours": round(newest_age_hours, 2) if newest_age_hours is not None else "none",
-        "future_events": future,
+        "future_events": report.future_events,
         "raw_files_erased": load.raw_files_erased,
         "unreadable_raw_batches": dg.MetadataValue.json(load.unreadable),
     }
@@ -200,7 +174,7 @@ def warehouse_tables(
         yield dg.MaterializeResult(
             asset_key=["warehouse", table],
             metadata={
-                "dagster/row_count": table_rows[table],
+                "dagster/row_count": report.rows[table],
                 "dagster/column_schema": schemas[table],
                 **load_metadata(counts),
                 **run_wide,
@@ -209,10 +183,10 @@ def warehouse_tables(
     verdicts: dict[str, Verdict] = {
         "no_quarantine_spike": quarantine_rate(total.rows, total.quarantined, health.max_quarantine_rate),
         "fresh": freshness(newest, datetime.now(UTC), timedelta(hours=health.max_event_age_hours)),
-        "no_future_events": no_future_events(future, newest_future, skew),
-        "one_row_per_profile": no_duplicates(duplicated),
-        "every_type_catalogued": all_catalogued(uncatalogued),
-        "attribute_columns_within_limit": columns_within_limit(crowded_out, warehouse.max_attribute_columns),
+        "no_future_events": no_future_events(report.future_events, report.newest_future_event, skew),
+        "one_row_per_profile": no_duplicates(report.duplicated_profiles),
+        "every_type_catalogued": all_catalogued(report.uncatalogued_types),
+        "attribute_columns_within_limit": columns_within_limit(report.crowded_out, warehouse.max_attribute_columns),
     }
     for table, check, severity, _ in WAREHOUSE_CHECKS:
         verdict = verdicts[check]
