@@ -353,10 +353,11 @@ def main() -> None:
         print(f"producing {args.messages:,} messages ...", file=sys.stderr)
         total = produce_backlog(bootstrap, args.messages)
         # The ceiling reads with the drain's own consumer settings (a fair bound),
-        # and with librdkafka's defaults, for what those settings are worth. Both
-        # and the drain alternate, ROUNDS times each: on a shared machine one pair
-        # can differ by a third, and a read with the defaults (which back off a
-        # second when the local queue is full) by more; the medians are compared.
+        # and with librdkafka's defaults, for what those settings are worth. The
+        # two ceilings and the drain alternate, ROUNDS times each: on a shared
+        # machine one pair can differ by a third, and a read with the defaults
+        # (which back off a second when the local queue is full) by more; the
+        # medians are compared.
         ceilings, defaults, drains, drain_rss = [], [], [], []
         for round_number in range(ROUNDS):
             defaults.append(_in_subprocess(ceiling, bootstrap, total, {})[0])
